@@ -1,0 +1,55 @@
+"""Command line: ``python -m kdlib EXPERIMENT... --profile smoke|full --device cpu|cuda``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .experiments import DEFAULT_SEEDS, EXPERIMENTS, PROFILES, run_experiment
+
+
+def main(argv=None) -> int:
+    order = list(EXPERIMENTS)
+    p = argparse.ArgumentParser(prog="python -m kdlib", description=(
+        "Load or train the experiments of Hinton, Vinyals & Dean (2015) on MNIST; each run "
+        "writes an artifact under --results-dir and prints its test errors."))
+    p.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
+                   help=f"one or more of: {', '.join(order)}, or 'all'")
+    p.add_argument("--profile", default="smoke", help=f"{' or '.join(PROFILES)} (default smoke)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--seed", type=int, action="append", dest="seeds", metavar="SEED",
+                   help=f"seed (repeatable; default {' '.join(map(str, DEFAULT_SEEDS))})")
+    p.add_argument("--results-dir", default="results", help="artifact folder (default results)")
+    p.add_argument("--force", action="store_true", help="retrain even if an artifact exists")
+    p.add_argument("--validation", action="store_true",
+                   help="train on the first 50,000 training images, report on the last 10,000")
+    p.add_argument("--data", default=None, help="MNIST IDX folder (default $KDLIB_DATA)")
+    p.add_argument("--no-verify-data", action="store_true",
+                   help="skip the official SHA-256 check (custom data in MNIST's format)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    names = order if args.experiments == ["all"] else args.experiments
+    try:
+        for name in names:
+            if name not in EXPERIMENTS:
+                raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(order)} or all")
+        for name in names:
+            results = run_experiment(name, args.profile, args.seeds or DEFAULT_SEEDS,
+                                     device=args.device, results_dir=args.results_dir,
+                                     force=args.force, progress=not args.no_progress,
+                                     validation=args.validation, data_root=args.data,
+                                     verify_data=not args.no_verify_data)
+            for r in results:
+                how = "loaded" if r.loaded else "trained"
+                print(f"{name:12s} {r.config['name']:22s} test errors {r.test_errors:5d} "
+                      f"/ {r.metrics['test_size']}  ({how}: {r.path})")
+    except KeyboardInterrupt:
+        print("kdlib: interrupted; finished runs and the last checkpoint are kept", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f"kdlib: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

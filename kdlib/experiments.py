@@ -1,0 +1,366 @@
+"""Named experiments of the paper (Section 3), their configs, and load-or-train artifacts.
+
+Every run is one ``RunConfig`` (architecture and optimiser ``TrainSpec``, the member's seed
+and loss, the transfer set, the teacher it distils from, the profile). Its artifact is
+``<results>/<profile>/<experiment>/<name>.json`` (config, metrics, provenance) with
+``.npz`` test logits and, for teachers, ``.pt`` weights; all written atomically. A run whose
+config hash (which includes ``ARTIFACT_VERSION``) matches an existing artifact is loaded
+instead of retrained unless ``force``; a corrupt or mismatching artifact is reported by
+name and retrained, never used.
+
+Runs of one architecture and transfer set that are pending together are trained as one
+stacked model (``kdlib.train``), finished members are never retrained.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import ARTIFACT_VERSION
+from .data import MNIST, class_mask, load_mnist
+from .evaluate import confusion_matrix, per_class_errors
+from .io import ArtifactError, read_json, read_npz, read_torch, write_json, write_npz, write_torch
+from .models import MLP
+from .provenance import provenance
+from .train import Member, TrainSpec, fingerprint, predict_logits, resolve_device, train
+
+PROFILES = ("smoke", "full")
+TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
+HARD_WEIGHTS = (0.0, 0.03, 0.1, 0.3, 1.0)
+SWEEP_WIDTHS = (800, 300, 30)
+DEFAULT_SEEDS = (0, 1, 2)
+
+# ----------------------------------------------------------------------------- recipes
+#: Teacher (Hinton et al. 2012 recipe): 20% input / 50% hidden dropout, max-norm, 2 px jitter.
+TEACHER = TrainSpec(widths=(1200, 1200), epochs=80, batch_size=128, lr=0.1, momentum=0.9,
+                    input_dropout=0.2, hidden_dropout=0.5, max_norm=3.5, jitter=2)
+#: Students: no regularisation at all, un-jittered data (Section 3).
+STUDENT = TrainSpec(widths=(800, 800), epochs=40, batch_size=128, lr=0.1, momentum=0.9)
+#: Distillation: T = 20 (Section 3), a considerably lower weight on the hard-label term.
+DISTILL_TEMPERATURE, SOFT_WEIGHT, HARD_WEIGHT = 20.0, 1.0, 0.1
+SWEEP_EPOCHS = 30
+#: Smoke profile: same code paths and test set, a 10,000-image training subset, 3 epochs.
+SMOKE_TRAIN, SMOKE_EPOCHS = 10000, 3
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run; its hash names its artifact."""
+
+    experiment: str
+    name: str
+    profile: str
+    spec: TrainSpec
+    member: Member
+    transfer: str = "all"          # "all", "drop:3", "keep:7,8"
+    teacher_seed: int | None = None
+    train_size: int | None = None  # None: all 60,000
+    validation: bool = False       # train on the first 50,000, test on the last 10,000
+    store_weights: bool = False
+    logits_dtype: str = "float32"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["spec"]["widths"] = list(self.spec.widths)
+        return d
+
+    @property
+    def hash(self) -> str:
+        return fingerprint({"config": self.to_dict(), "artifact_version": ARTIFACT_VERSION})
+
+    def group_key(self):
+        """Runs that can be trained together as one stacked model."""
+        return (self.spec, self.transfer, self.teacher_seed, self.train_size, self.validation,
+                self.profile)
+
+
+def _profile_spec(spec: TrainSpec, profile: str, epochs: int | None = None) -> TrainSpec:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if profile == "smoke":
+        return replace(spec, epochs=SMOKE_EPOCHS, checkpoint_every=1)
+    return replace(spec, epochs=epochs or spec.epochs)
+
+
+def _common(profile, validation):
+    return dict(profile=profile, validation=validation,
+                train_size=SMOKE_TRAIN if profile == "smoke" else None)
+
+
+def teacher_configs(profile, seeds, validation=False):
+    return [RunConfig("teacher", f"teacher-s{s}", spec=_profile_spec(TEACHER, profile),
+                      member=Member(seed=s), store_weights=True, **_common(profile, validation))
+            for s in seeds]
+
+
+def student_configs(profile, seeds, validation=False):
+    return [RunConfig("student", f"student-s{s}", spec=_profile_spec(STUDENT, profile),
+                      member=Member(seed=s), **_common(profile, validation)) for s in seeds]
+
+
+def _distilled(experiment, name, profile, seed, validation, *, teacher_seed=None, width=800,
+               temperature=DISTILL_TEMPERATURE, hard_weight=HARD_WEIGHT, transfer="all",
+               epochs=None, logits_dtype="float32"):
+    spec = _profile_spec(replace(STUDENT, widths=(width, width)), profile, epochs)
+    return RunConfig(experiment, name, spec=spec,
+                     member=Member(seed=seed, temperature=temperature, soft_weight=SOFT_WEIGHT,
+                                   hard_weight=hard_weight),
+                     transfer=transfer, teacher_seed=seed if teacher_seed is None else teacher_seed,
+                     logits_dtype=logits_dtype, **_common(profile, validation))
+
+
+def distilled_configs(profile, seeds, validation=False):
+    """2x800 student at T=20 from the teacher of the same seed, un-jittered transfer set."""
+    return [_distilled("distilled", f"distilled-T20-s{s}", profile, s, validation) for s in seeds]
+
+
+def temperature_configs(profile, seeds, validation=False):
+    """Widths 800/300/30 over the T grid, all from teacher seed 0 (Section 3).
+
+    The 2x800 row, the costliest, uses the first seed only; 300 and 30 use every seed.
+    """
+    widths = SWEEP_WIDTHS if profile == "full" else (300, 30)
+    temps = TEMPERATURES if profile == "full" else (1.0, 4.0, 20.0)
+    return [_distilled("temperature", f"w{w}-T{t:g}-s{s}", profile, s, validation, teacher_seed=0,
+                       width=w, temperature=t, epochs=SWEEP_EPOCHS, logits_dtype="float16")
+            for w in widths for t in temps for s in (seeds[:1] if w == 800 else seeds)]
+
+
+def hard_weight_configs(profile, seeds, validation=False):
+    """Weight of the hard-label term at T=20, 2x800, teacher seed 0, first seed only."""
+    weights = HARD_WEIGHTS if profile == "full" else (0.0, 1.0)
+    return [_distilled("hard_weight", f"hw{h:g}-s{s}", profile, s, validation, teacher_seed=0,
+                       hard_weight=h, epochs=SWEEP_EPOCHS, logits_dtype="float16")
+            for h in weights for s in seeds[:1]]
+
+
+def omit3_configs(profile, seeds, validation=False):
+    """Transfer set with every 3 removed (Section 3)."""
+    return [_distilled("omit3", f"omit3-s{s}", profile, s, validation, transfer="drop:3")
+            for s in seeds]
+
+
+def only78_configs(profile, seeds, validation=False):
+    """Transfer set of only 7s and 8s (Section 3)."""
+    return [_distilled("only78", f"only78-s{s}", profile, s, validation, transfer="keep:7,8")
+            for s in seeds]
+
+
+EXPERIMENTS: dict[str, Callable] = {
+    "teacher": teacher_configs,
+    "student": student_configs,
+    "distilled": distilled_configs,
+    "temperature": temperature_configs,
+    "hard_weight": hard_weight_configs,
+    "omit3": omit3_configs,
+    "only78": only78_configs,
+}
+
+
+def configs_for(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
+                validation: bool = False) -> list[RunConfig]:
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
+    seeds = list(seeds)
+    if not seeds or any(not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    return EXPERIMENTS[experiment](profile, [int(s) for s in seeds], validation)
+
+
+# ----------------------------------------------------------------------------- artifacts
+@dataclass
+class RunResult:
+    """A finished run: its config, metrics, provenance and where its files are."""
+
+    config: dict
+    metrics: dict
+    provenance: dict
+    path: Path
+    loaded: bool = False  # True when read from an existing artifact
+
+    @property
+    def test_errors(self) -> int:
+        return self.metrics["test_errors"]
+
+    def logits(self) -> np.ndarray:
+        return read_npz(self.path.with_suffix(".npz"))["test_logits"].astype(np.float32)
+
+    def weights_path(self) -> Path:
+        return self.path.with_suffix(".pt")
+
+
+def artifact_path(cfg: RunConfig, results_dir) -> Path:
+    sub = f"{cfg.profile}-validation" if cfg.validation else cfg.profile
+    return Path(results_dir) / sub / cfg.experiment / f"{cfg.name}.json"
+
+
+def load_artifact(cfg: RunConfig, results_dir) -> RunResult:
+    """The artifact of ``cfg``; ArtifactError (naming the file) if missing, corrupt or stale."""
+    path = artifact_path(cfg, results_dir)
+    if not path.exists():
+        raise ArtifactError(f"{path}: no artifact")
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("config_hash") != cfg.hash:
+        raise ArtifactError(f"{path}: made with another config or code version "
+                            f"(hash {doc.get('config_hash') if isinstance(doc, dict) else '?'}, "
+                            f"expected {cfg.hash}); it will not be used")
+    for key in ("config", "metrics", "provenance"):
+        if key not in doc:
+            raise ArtifactError(f"{path}: incomplete artifact, no '{key}'")
+    npz = read_npz(path.with_suffix(".npz"))
+    if "test_logits" not in npz:
+        raise ArtifactError(f"{path.with_suffix('.npz')}: no test_logits")
+    if cfg.store_weights:
+        read_torch(path.with_suffix(".pt"))
+    return RunResult(doc["config"], doc["metrics"], doc["provenance"], path, loaded=True)
+
+
+def _save_artifact(cfg, results_dir, logits, labels, history, wall_time, device, weights=None,
+                   extra=None) -> RunResult:
+    path = artifact_path(cfg, results_dir)
+    logits_np = logits.float().cpu().numpy()
+    labels_np = labels.cpu().numpy()
+    metrics = {
+        "test_errors": int((logits_np.argmax(-1) != labels_np).sum()),
+        "test_size": int(len(labels_np)),
+        "per_class_errors": per_class_errors(logits.float().cpu(), labels.cpu()),
+        "confusion_matrix": confusion_matrix(logits.float().cpu(), labels.cpu()).tolist(),
+        "train_loss_curve": [float(v) for v in history["train_loss"]],
+        "test_errors_curve": [int(v) for v in history["test_errors"]],
+        "wall_time_s": round(float(wall_time), 2),
+        **(extra or {}),
+    }
+    # weights and logits first, JSON last: the JSON marks a complete artifact
+    if weights is not None:
+        write_torch(path.with_suffix(".pt"), weights)
+    write_npz(path.with_suffix(".npz"), test_logits=logits_np.astype(cfg.logits_dtype))
+    doc = {"config": cfg.to_dict(), "config_hash": cfg.hash, "metrics": metrics,
+           "provenance": provenance(device, cfg.member.seed)}
+    write_json(path, doc)
+    return RunResult(doc["config"], metrics, doc["provenance"], path)
+
+
+# ----------------------------------------------------------------------------- running
+def _splits(data: MNIST, cfg: RunConfig):
+    """(train images, train labels, test images, test labels) for a config."""
+    if cfg.validation:
+        tr_x, tr_y = data.train_images[:50000], data.train_labels[:50000]
+        te_x, te_y = data.train_images[50000:], data.train_labels[50000:]
+    else:
+        tr_x, tr_y, te_x, te_y = data.train_images, data.train_labels, data.test_images, data.test_labels
+    if cfg.train_size is not None:
+        tr_x, tr_y = tr_x[:cfg.train_size], tr_y[:cfg.train_size]
+    return tr_x, tr_y, te_x, te_y
+
+
+def transfer_mask(labels: torch.Tensor, transfer: str) -> torch.Tensor:
+    """Which training examples form the transfer set ("all", "drop:3", "keep:7,8")."""
+    kind, _, classes = transfer.partition(":")
+    if kind == "all":
+        return torch.ones_like(labels, dtype=torch.bool)
+    digits = [int(c) for c in classes.split(",") if c]
+    if kind == "drop":
+        return ~class_mask(labels, digits)
+    if kind == "keep":
+        return class_mask(labels, digits)
+    raise ValueError(f"unknown transfer set {transfer!r}; use 'all', 'drop:D,..' or 'keep:D,..'")
+
+
+def load_teacher(cfg_teacher: RunConfig, results_dir, device) -> MLP:
+    res = load_artifact(cfg_teacher, results_dir)
+    model = MLP(cfg_teacher.spec.widths, input_dropout=cfg_teacher.spec.input_dropout,
+                hidden_dropout=cfg_teacher.spec.hidden_dropout, max_norm=cfg_teacher.spec.max_norm)
+    model.load_state_dict(read_torch(res.weights_path()))
+    return model.to(device).eval()
+
+
+def _teacher_config_of(cfg: RunConfig) -> RunConfig:
+    return teacher_configs(cfg.profile, [cfg.teacher_seed], cfg.validation)[0]
+
+
+def run_configs(configs: list[RunConfig], *, device="cpu", results_dir="results",
+                force: bool = False, progress: bool = True, data: MNIST | None = None,
+                data_root=None, verify_data: bool = True, log=print) -> list[RunResult]:
+    """Load or train every config (teachers they need first); results in the given order."""
+    device = resolve_device(device)
+    results: dict[RunConfig, RunResult] = {}
+    pending: list[RunConfig] = []
+    for cfg in configs:
+        if not force:
+            try:
+                results[cfg] = load_artifact(cfg, results_dir)
+                continue
+            except ArtifactError as e:
+                if artifact_path(cfg, results_dir).exists():
+                    log(f"kdlib: {e}; retraining")
+        pending.append(cfg)
+    if pending:
+        if data is None:
+            data = load_mnist(data_root, device=device, verify=verify_data)
+        data = data.to(device)
+        teachers = {_teacher_config_of(c) for c in pending if c.teacher_seed is not None}
+        missing = [t for t in teachers if t not in pending]
+        if missing:
+            run_configs(sorted(missing, key=lambda c: c.name), device=device,
+                        results_dir=results_dir, force=False, progress=progress, data=data, log=log)
+        groups: dict = {}
+        for cfg in pending:
+            groups.setdefault(cfg.group_key(), []).append(cfg)
+        # teachers first, since students of this same call may need them
+        for key, group in sorted(groups.items(), key=lambda kv: kv[1][0].teacher_seed is not None):
+            for cfg, res in zip(group, _train_group(group, data, device, results_dir, progress, log)):
+                results[cfg] = res
+    return [results[c] for c in configs]
+
+
+def _train_group(group: list[RunConfig], data: MNIST, device, results_dir, progress, log):
+    first = group[0]
+    tr_x, tr_y, te_x, te_y = _splits(data, first)
+    mask = transfer_mask(tr_y, first.transfer)
+    tr_x, tr_y = tr_x[mask], tr_y[mask]
+    teacher_logits = None
+    if first.teacher_seed is not None:
+        teacher = load_teacher(_teacher_config_of(first), results_dir, device)
+        teacher_logits = predict_logits(teacher, tr_x)  # cached once, un-jittered
+    names = ", ".join(c.name for c in group)
+    log(f"kdlib: training {first.experiment} [{names}] on {len(tr_x)} examples, "
+        f"{first.spec.epochs} epochs, device {device}")
+    ckpt_dir = Path(results_dir) / "checkpoints"
+    ckpt = ckpt_dir / f"{first.experiment}-{fingerprint([c.hash for c in group])}.pt"
+    result = train(tr_x, tr_y, first.spec, [c.member for c in group], teacher_logits=teacher_logits,
+                   eval_images=te_x, eval_labels=te_y, checkpoint_path=ckpt, progress=progress,
+                   desc=f"{first.experiment} ({len(group)})")
+    logits = predict_logits(result.model, te_x)
+    if logits.dim() == 2:
+        logits = logits.unsqueeze(0)
+    out = []
+    for k, cfg in enumerate(group):
+        history = {"train_loss": [e[k] for e in result.history["train_loss"]],
+                   "test_errors": [e[k] for e in result.history["test_errors"]]}
+        weights = ({n: p.detach().cpu().clone() for n, p in result.model.member(k).state_dict().items()}
+                   if cfg.store_weights else None)
+        extra = {"transfer_set_size": int(len(tr_x)), "stacked_with": len(group),
+                 "resumed_from_epoch": result.resumed_from_epoch}
+        if teacher_logits is not None:
+            extra["teacher_transfer_errors"] = int((teacher_logits.argmax(-1) != tr_y).sum())
+        res = _save_artifact(cfg, results_dir, logits[k], te_y, history,
+                             result.wall_time / len(group), device, weights, extra)
+        log(f"kdlib: {cfg.name}: {res.test_errors} test errors -> {res.path}")
+        out.append(res)
+    ckpt.unlink(missing_ok=True)
+    return out
+
+
+def run_experiment(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, **kwargs):
+    """Load or train every run of a named experiment; see ``run_configs`` for options."""
+    validation = kwargs.pop("validation", False)
+    return run_configs(configs_for(experiment, profile, seeds, validation), **kwargs)

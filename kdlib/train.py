@@ -1,0 +1,273 @@
+"""One fast training loop for teachers, students and distilled students (Section 3).
+
+The whole training set lives as one float tensor on the device; each epoch draws a
+``randperm`` per member, batches are gathered by index, jitter is one batched gather, the
+teacher's logits for the (un-jittered) transfer set are computed once and indexed, and
+losses are summed on the device so the host syncs once per epoch. Several members
+(seeds, temperatures, loss weights) of one architecture train together as one stacked
+model; each member draws its initialisation, data order, jitter and dropout from its own
+generators, so a stack computes what separate runs would.
+
+Checkpoints are written atomically every ``checkpoint_every`` epochs with every RNG state;
+a killed run resumes from the last one to the same result as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .data import jitter as jitter_batch, to_float
+from .io import ArtifactError, read_torch, write_torch
+from .losses import check_weights, stacked_distillation_loss
+from .models import MLP, check_dropout, check_widths
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Hyper-parameters shared by every member of a stack (the paper leaves them open)."""
+
+    widths: tuple = (800, 800)
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    input_dropout: float = 0.0
+    hidden_dropout: float = 0.0
+    max_norm: float | None = None
+    jitter: int = 0
+    checkpoint_every: int = 5
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", check_widths(self.widths))
+        for name in ("epochs", "batch_size", "checkpoint_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        check_dropout(self.input_dropout, "input_dropout")
+        check_dropout(self.hidden_dropout, "hidden_dropout")
+        if self.max_norm is not None and not self.max_norm > 0:
+            raise ValueError(f"max_norm must be positive or None, got {self.max_norm}")
+        if not isinstance(self.jitter, int) or not 0 <= self.jitter <= 8:
+            raise ValueError(f"jitter must be an integer number of pixels in 0..8, got {self.jitter}")
+
+
+@dataclass(frozen=True)
+class Member:
+    """What distinguishes one member of a stack: its seed and its loss."""
+
+    seed: int = 0
+    temperature: float = 1.0
+    soft_weight: float = 0.0
+    hard_weight: float = 1.0
+
+    def __post_init__(self):
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be positive and finite, got {self.temperature}")
+        check_weights(self.soft_weight, self.hard_weight)
+
+
+@dataclass
+class TrainResult:
+    model: MLP
+    history: dict = field(default_factory=dict)  # per-epoch lists, one value per member
+    wall_time: float = 0.0
+    resumed_from_epoch: int = 0
+
+
+def resolve_device(device) -> torch.device:
+    """A torch.device, with a clear error if it is not available here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available on this machine; "
+                         "use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} does not exist ({torch.cuda.device_count()} GPUs)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} requested but MPS is not available; use --device cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
+    return dev
+
+
+def fingerprint(obj) -> str:
+    """Short stable hash of a JSON-able description (config identity)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def predict_logits(model: MLP, images: torch.Tensor, batch_size: int = 5000) -> torch.Tensor:
+    """Logits (N, C) of an eval-mode single model, or (K, N, C) of a stack; uint8 or float input."""
+    was_training = model.training
+    model.eval()
+    x = to_float(images) if images.dtype == torch.uint8 else images
+    x = x.to(model.device)
+    out = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)], dim=-2) \
+        if len(x) else model(x)
+    model.train(was_training)
+    return out
+
+
+def _generators(seeds, device):
+    order = [torch.Generator().manual_seed(1_000_003 * int(s) + 17) for s in seeds]
+    noise = [torch.Generator(device=device).manual_seed(1_000_003 * int(s) + 29) for s in seeds]
+    return order, noise
+
+
+def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
+          members: Sequence[Member] = (Member(),), *, teacher_logits: torch.Tensor | None = None,
+          eval_images: torch.Tensor | None = None, eval_labels: torch.Tensor | None = None,
+          checkpoint_path: str | os.PathLike | None = None, progress: bool = True,
+          desc: str = "train", stop_after_epoch: int | None = None) -> TrainResult:
+    """Train ``len(members)`` MLPs of ``spec`` on (images, labels); return the stack.
+
+    ``teacher_logits`` (N, C) are the cached logits of the teacher on the same transfer set
+    (needed when a member has ``soft_weight > 0``). With ``eval_images``, the test error of
+    every member is recorded after each epoch. ``stop_after_epoch`` ends early (for tests of
+    resumption; the checkpoint then holds that epoch).
+    """
+    members = list(members)
+    if not members:
+        raise ValueError("need at least one member to train")
+    device = images.device
+    n = len(images)
+    if n == 0:
+        raise ValueError("the training set is empty")
+    if labels.shape != (n,):
+        raise ValueError(f"labels {tuple(labels.shape)} do not match {n} images")
+    needs_teacher = any(m.soft_weight > 0 for m in members)
+    needs_labels = any(m.hard_weight > 0 for m in members)
+    if needs_teacher and (teacher_logits is None or len(teacher_logits) != n):
+        raise ValueError("members with soft_weight > 0 need teacher_logits for every training image")
+    k = len(members)
+    x_all = to_float(images)
+    y_all = labels.to(device)
+    t_all = teacher_logits.to(device, torch.float32) if needs_teacher else None
+    temps = torch.tensor([m.temperature for m in members], device=device)
+    soft_w = torch.tensor([m.soft_weight for m in members], device=device)
+    hard_w = torch.tensor([m.hard_weight for m in members], device=device)
+
+    model = MLP(spec.widths, num_models=k, input_dropout=spec.input_dropout,
+                hidden_dropout=spec.hidden_dropout, max_norm=spec.max_norm,
+                seeds=[m.seed for m in members]).to(device)
+    model.apply_max_norm()
+    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
+    order_gens, noise_gens = _generators([m.seed for m in members], device)
+    shared_order = len({m.seed for m in members}) == 1
+    steps = math.ceil(n / spec.batch_size)
+    total_steps = steps * spec.epochs
+    history = {"train_loss": [], "test_errors": []}
+    start_epoch = 0
+    ident = fingerprint({"spec": asdict(spec), "members": [asdict(m) for m in members], "n": n})
+
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+    if checkpoint_path and checkpoint_path.exists():
+        state = read_torch(checkpoint_path)
+        if state.get("fingerprint") != ident:
+            raise ArtifactError(f"{checkpoint_path}: checkpoint of another configuration; "
+                                "delete it or use another path")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        for g, s in zip(order_gens, state["order_rng"]):
+            g.set_state(s)
+        for g, s in zip(noise_gens, state["noise_rng"]):
+            g.set_state(s)
+        history, start_epoch = state["history"], state["epoch"]
+
+    def save_checkpoint(epoch):
+        if checkpoint_path:
+            write_torch(checkpoint_path, {
+                "fingerprint": ident, "epoch": epoch, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "history": history,
+                "order_rng": [g.get_state() for g in order_gens],
+                "noise_rng": [g.get_state() for g in noise_gens]})
+
+    from tqdm.auto import tqdm
+    bar = tqdm(range(start_epoch, spec.epochs), desc=desc, disable=not progress,
+               initial=start_epoch, total=spec.epochs, unit="epoch", leave=False)
+    t0 = time.perf_counter()
+    model.train()
+    for epoch in bar:
+        perms = torch.stack([torch.randperm(n, generator=g) for g in order_gens]).to(device)
+        running = torch.zeros(k, device=device)
+        for s in range(steps):
+            step = epoch * steps + s
+            for group in opt.param_groups:
+                group["lr"] = spec.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+            idx = perms[:, s * spec.batch_size:(s + 1) * spec.batch_size]
+            b = idx.shape[1]
+            if shared_order:
+                idx = idx[0]
+            x = x_all[idx]
+            if spec.jitter:
+                if shared_order and k > 1:
+                    x = x.expand(k, *x.shape)
+                x = torch.stack([jitter_batch(xi, spec.jitter, g) for xi, g in
+                                 zip(x.reshape(k, b, -1), noise_gens)]) if k > 1 else \
+                    jitter_batch(x, spec.jitter, noise_gens[0])
+            logits = model(x, noise_gens)
+            if logits.dim() == 2:
+                logits = logits.unsqueeze(0)
+            loss = stacked_distillation_loss(
+                logits, t_all[idx] if needs_teacher else None,
+                y_all[idx] if needs_labels else None, temps, soft_w, hard_w)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+            model.apply_max_norm()
+            running += loss.detach() * b
+        epoch_loss = (running / n).tolist()
+        if not all(math.isfinite(v) for v in epoch_loss):
+            last = f"last good checkpoint: {checkpoint_path} (epoch {start_epoch_saved(checkpoint_path)})" \
+                if checkpoint_path and checkpoint_path.exists() else "no checkpoint was written"
+            raise TrainingDiverged(f"{desc}: loss became NaN/inf in epoch {epoch + 1} "
+                                   f"(per member: {epoch_loss}); {last}. Lower the learning rate.")
+        history["train_loss"].append(epoch_loss)
+        if eval_images is not None:
+            history["test_errors"].append(count_errors(model, eval_images, eval_labels))
+            model.train()
+        bar.set_postfix(loss=f"{min(epoch_loss):.4f}")
+        done = epoch + 1
+        if done % spec.checkpoint_every == 0 or done == spec.epochs:
+            save_checkpoint(done)
+        if stop_after_epoch is not None and done >= stop_after_epoch:
+            if done % spec.checkpoint_every:
+                save_checkpoint(done)
+            break
+    bar.close()
+    model.eval()
+    return TrainResult(model, history, time.perf_counter() - t0, start_epoch)
+
+
+def start_epoch_saved(path) -> int:
+    try:
+        return int(read_torch(path)["epoch"])
+    except ArtifactError:
+        return -1
+
+
+@torch.no_grad()
+def count_errors(model: MLP, images, labels) -> list[int]:
+    """Test errors of every member (one host sync)."""
+    logits = predict_logits(model, images)
+    if logits.dim() == 2:
+        logits = logits.unsqueeze(0)
+    return (logits.argmax(-1) != labels.to(logits.device)).sum(-1).tolist()
