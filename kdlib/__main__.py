@@ -7,9 +7,15 @@ import sys
 from .experiments import DEFAULT_SEEDS, EXPERIMENTS, PROFILES, run_experiment
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """Usage errors as one line, like every other kdlib error."""
+        self.exit(2, f"kdlib: error: {message} (see python -m kdlib --help)\n")
+
+
 def main(argv=None) -> int:
     order = list(EXPERIMENTS)
-    p = argparse.ArgumentParser(prog="python -m kdlib", description=(
+    p = _Parser(prog="python -m kdlib", description=(
         "Load or train the experiments of Hinton, Vinyals & Dean (2015) on MNIST; each run "
         "writes an artifact under --results-dir and prints its test errors."))
     p.add_argument("experiments", nargs="+", metavar="EXPERIMENT",

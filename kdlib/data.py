@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .io import atomic_write_bytes
+from .io import ArtifactError, atomic_write_bytes
 
 #: SHA-256 of the four *uncompressed* official MNIST files (LeCun, Cortes & Burges).
 OFFICIAL_SHA256 = {
@@ -91,7 +91,8 @@ def verify_folder(folder: str | os.PathLike, verify: bool = True) -> dict[str, b
     """Read, validate and (if ``verify``) checksum the four IDX files of ``folder``."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"MNIST folder {folder} does not exist; set KDLIB_DATA to the folder "
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise DataError(f"MNIST folder {folder} {what}; set KDLIB_DATA to the folder "
                         "holding the four MNIST .gz files, or unset it to download")
     raw = {name: _read_raw(folder, name) for name in FILES}
     counts = {name: _check_idx(name, raw[name], folder) for name in FILES}
@@ -121,11 +122,17 @@ def _prepared_root(folder: str, verify: bool, mtimes: tuple) -> Path:
     key = hashlib.sha256(b"".join(hashlib.sha256(raw[n]).digest() for n in FILES)).hexdigest()[:16]
     root = cache_dir() / f"mnist-{key}"
     raw_dir = root / "MNIST" / "raw"
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
-        target = raw_dir / name
-        if not target.is_file() or target.stat().st_size != len(raw[name]):
-            atomic_write_bytes(target, raw[name])
+    try:
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            target = raw_dir / name
+            if not target.is_file() or target.stat().st_size != len(raw[name]):
+                atomic_write_bytes(target, raw[name])
+    except (OSError, ArtifactError) as e:
+        cause = e.__cause__ if isinstance(e, ArtifactError) else e
+        raise DataError(f"cannot write the MNIST cache {raw_dir}: "
+                        f"{getattr(cause, 'strerror', None) or cause}; set KDLIB_CACHE to a "
+                        "writable folder") from e
     return root
 
 

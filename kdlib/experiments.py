@@ -26,7 +26,8 @@ import torch
 from . import ARTIFACT_VERSION
 from .data import MNIST, class_mask, load_mnist
 from .evaluate import confusion_matrix, per_class_errors
-from .io import ArtifactError, read_json, read_npz, read_torch, write_json, write_npz, write_torch
+from .io import (ArtifactError, check_writable, read_json, read_npz, read_torch, write_json,
+                 write_npz, write_torch)
 from .models import MLP
 from .provenance import provenance
 from .train import Member, TrainSpec, fingerprint, predict_logits, resolve_device, train
@@ -197,6 +198,11 @@ class RunResult:
     def weights_path(self) -> Path:
         return self.path.with_suffix(".pt")
 
+    def train_logits(self) -> np.ndarray | None:
+        """Logits on every training image (runs with a reduced transfer set only), else None."""
+        npz = read_npz(self.path.with_suffix(".npz"))
+        return npz["train_logits"].astype(np.float32) if "train_logits" in npz else None
+
 
 def artifact_path(cfg: RunConfig, results_dir) -> Path:
     sub = f"{cfg.profile}-validation" if cfg.validation else cfg.profile
@@ -225,7 +231,7 @@ def load_artifact(cfg: RunConfig, results_dir) -> RunResult:
 
 
 def _save_artifact(cfg, results_dir, logits, labels, history, wall_time, device, weights=None,
-                   extra=None) -> RunResult:
+                   extra=None, train_logits=None) -> RunResult:
     path = artifact_path(cfg, results_dir)
     logits_np = logits.float().cpu().numpy()
     labels_np = labels.cpu().numpy()
@@ -242,7 +248,10 @@ def _save_artifact(cfg, results_dir, logits, labels, history, wall_time, device,
     # weights and logits first, JSON last: the JSON marks a complete artifact
     if weights is not None:
         write_torch(path.with_suffix(".pt"), weights)
-    write_npz(path.with_suffix(".npz"), test_logits=logits_np.astype(cfg.logits_dtype))
+    arrays = {"test_logits": logits_np.astype(cfg.logits_dtype)}
+    if train_logits is not None:  # for choosing a bias shift without the test set
+        arrays["train_logits"] = train_logits.float().cpu().numpy().astype(np.float16)
+    write_npz(path.with_suffix(".npz"), **arrays)
     doc = {"config": cfg.to_dict(), "config_hash": cfg.hash, "metrics": metrics,
            "provenance": provenance(device, cfg.member.seed)}
     write_json(path, doc)
@@ -304,6 +313,7 @@ def run_configs(configs: list[RunConfig], *, device="cpu", results_dir="results"
                     log(f"kdlib: {e}; retraining")
         pending.append(cfg)
     if pending:
+        check_writable(Path(results_dir) / "checkpoints")
         if data is None:
             data = load_mnist(data_root, device=device, verify=verify_data)
         data = data.to(device)
@@ -342,6 +352,11 @@ def _train_group(group: list[RunConfig], data: MNIST, device, results_dir, progr
     logits = predict_logits(result.model, te_x)
     if logits.dim() == 2:
         logits = logits.unsqueeze(0)
+    train_logits = None
+    if first.transfer != "all":  # every training image, also those left out of the transfer set
+        train_logits = predict_logits(result.model, _splits(data, first)[0])
+        if train_logits.dim() == 2:
+            train_logits = train_logits.unsqueeze(0)
     out = []
     for k, cfg in enumerate(group):
         history = {"train_loss": [e[k] for e in result.history["train_loss"]],
@@ -353,7 +368,8 @@ def _train_group(group: list[RunConfig], data: MNIST, device, results_dir, progr
         if teacher_logits is not None:
             extra["teacher_transfer_errors"] = int((teacher_logits.argmax(-1) != tr_y).sum())
         res = _save_artifact(cfg, results_dir, logits[k], te_y, history,
-                             result.wall_time / len(group), device, weights, extra)
+                             result.wall_time / len(group), device, weights, extra,
+                             None if train_logits is None else train_logits[k])
         log(f"kdlib: {cfg.name}: {res.test_errors} test errors -> {res.path}")
         out.append(res)
     ckpt.unlink(missing_ok=True)

@@ -45,6 +45,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` and prove it is writable now, not after hours of training."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ArtifactError(f"cannot write to {folder}: {e.strerror or e}; choose a writable "
+                            "results folder (--results-dir)") from e
+    return folder
+
+
 def write_json(path, obj) -> Path:
     return atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 

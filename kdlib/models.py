@@ -94,7 +94,9 @@ class MLP(nn.Module):
             if drop and p > 0:
                 h = _dropout(h, p, generators, self.num_models)
             if h.dim() == 2 and self.num_models == 1:
-                h = torch.addmm(b[0], h, w[0])
+                # squeeze, not w[0]: a view whose backward is free (select's backward
+                # would fill a zero tensor and copy the gradient into it every step)
+                h = torch.addmm(b.squeeze(0), h, w.squeeze(0))
             elif h.dim() == 2:
                 h = torch.baddbmm(b, h.expand(self.num_models, *h.shape), w)
             else:
@@ -137,7 +139,9 @@ def _dropout(h: torch.Tensor, p: float, generators, k: int) -> torch.Tensor:
     shape = h.shape[-2:]
     masks = [torch.rand(shape, generator=g, device=g.device) >= p for g in generators]
     mask = masks[0] if h.dim() == 2 else torch.stack(masks)
-    return h * mask.to(h.device, h.dtype) * (1.0 / (1.0 - p))
+    # one multiply by the scaled mask {0, 1/(1-p)}: bitwise what (h * mask) * scale gives,
+    # with one pass fewer forward and backward
+    return h * mask.to(h.device, h.dtype).mul_(1.0 / (1.0 - p))
 
 
 def parameter_count(widths: Sequence[int], in_features: int = INPUT_SIZE,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -77,6 +78,8 @@ class Member:
     hard_weight: float = 1.0
 
     def __post_init__(self):
+        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be positive and finite, got {self.temperature}")
         check_weights(self.soft_weight, self.hard_weight)
@@ -180,8 +183,13 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
 
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     if checkpoint_path and checkpoint_path.exists():
-        state = read_torch(checkpoint_path)
-        if state.get("fingerprint") != ident:
+        try:
+            state = read_torch(checkpoint_path)
+        except ArtifactError as e:
+            raise ArtifactError(f"{checkpoint_path}: corrupt or half-written checkpoint "
+                                f"({e.__cause__ or e}); delete it to train this run from the "
+                                "start") from e
+        if not isinstance(state, dict) or state.get("fingerprint") != ident:
             raise ArtifactError(f"{checkpoint_path}: checkpoint of another configuration; "
                                 "delete it or use another path")
         model.load_state_dict(state["model"])
@@ -235,11 +243,13 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
             model.apply_max_norm()
             running += loss.detach() * b
         epoch_loss = (running / n).tolist()
-        if not all(math.isfinite(v) for v in epoch_loss):
+        finite_weights = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+        if not (finite_weights and all(math.isfinite(v) for v in epoch_loss)):
             last = f"last good checkpoint: {checkpoint_path} (epoch {start_epoch_saved(checkpoint_path)})" \
                 if checkpoint_path and checkpoint_path.exists() else "no checkpoint was written"
-            raise TrainingDiverged(f"{desc}: loss became NaN/inf in epoch {epoch + 1} "
-                                   f"(per member: {epoch_loss}); {last}. Lower the learning rate.")
+            what = "weights" if all(math.isfinite(v) for v in epoch_loss) else "loss"
+            raise TrainingDiverged(f"{desc}: {what} became NaN/inf in epoch {epoch + 1} "
+                                   f"(loss per member: {epoch_loss}); {last}. Lower the learning rate.")
         history["train_loss"].append(epoch_loss)
         if eval_images is not None:
             history["test_errors"].append(count_errors(model, eval_images, eval_labels))

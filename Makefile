@@ -1,0 +1,51 @@
+# kd-book: `make test` and `make book` work on a fresh clone (they create .venv themselves).
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+SHARED_DATA := $(abspath ../shared/data/mnist)
+# Offline MNIST: the shared folder when it exists, else torchvision downloads (needs internet).
+KDLIB_DATA  ?= $(if $(wildcard $(SHARED_DATA)/SHA256SUMS),$(SHARED_DATA),)
+export KDLIB_DATA
+PROFILE     ?= full
+DEVICE      ?= cpu
+NOTEBOOKS   := $(sort $(wildcard notebooks/*.ipynb))
+
+.PHONY: venv test test-unit test-notebooks book bench reproduce full-runs test-browser clean
+
+venv: $(STAMP)
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+## make test: unit tests, nbval on the committed notebooks, papermill smoke runs, book build
+test: venv
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --nbval --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going --builder html --path-output _build/test >/dev/null
+
+## make book: the HTML book from the committed notebook outputs (nothing is trained)
+book: venv
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going --builder html
+	@echo "open _build/html/index.html"
+
+## make bench: speed of kdlib's loop vs a conventional loop, and stacked sweeps (not a test)
+bench: venv
+	$(PY) benchmarks/bench.py --out benchmarks/out/bench-$$(hostname)-$(DEVICE).json --device $(DEVICE)
+
+## make full-runs: every experiment of the full profile through the CLI (resumable)
+full-runs: venv
+	$(PY) -m kdlib all --profile $(PROFILE) --device $(DEVICE)
+
+## make reproduce PROFILE=full DEVICE=cuda: rerun every notebook with papermill, refresh outputs
+reproduce: venv
+	@for nb in $(NOTEBOOKS); do \
+	  echo "== $$nb"; \
+	  $(VENV)/bin/papermill --cwd notebooks $$nb $$nb.tmp -p profile $(PROFILE) -p device $(DEVICE) \
+	    $(if $(FORCE),-p force True,) -k python3 && mv $$nb.tmp $$nb || exit 1; \
+	done
+
+clean:
+	rm -rf _build

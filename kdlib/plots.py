@@ -1,0 +1,201 @@
+"""The book's figures, each from plain numbers (no training, no file access).
+
+Every function returns a ``matplotlib.figure.Figure`` that is not registered with pyplot,
+so a notebook shows it only where it asks to (``myst_nb.glue`` or ``display``).
+"""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+COLORS = {"teacher": "#1b7837", "student": "#b2182b", "distilled": "#2166ac"}
+CYCLE = ["#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214", "#4d4d4d"]
+
+
+def _figure(width=6.4, height=4.0, **kwargs) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained", **kwargs)
+
+
+def soft_target_bars(examples: list[tuple[np.ndarray, int, dict[float, np.ndarray]]]) -> Figure:
+    """One row per example: the image, then its soft targets at each temperature (log scale).
+
+    ``examples``: (image (28, 28), true label, {temperature: probabilities over the classes}).
+    """
+    temps = list(examples[0][2])
+    fig = _figure(2.2 * (len(temps) + 1), 2.5 * len(examples))
+    axes = fig.subplots(len(examples), len(temps) + 1, squeeze=False)
+    for row, (image, label, probs) in zip(axes, examples):
+        row[0].imshow(np.asarray(image).reshape(28, 28), cmap="gray_r")
+        row[0].set_title(f"a test {label}")
+        row[0].axis("off")
+        for ax, t in zip(row[1:], temps):
+            p = np.asarray(probs[t], dtype=np.float64)
+            colors = [COLORS["teacher"] if k == label else "#888888" for k in range(len(p))]
+            ax.bar(range(len(p)), np.maximum(p, 1e-30), color=colors)
+            ax.set_yscale("log")
+            ax.set_ylim(max(p.min() / 10, 1e-30), 3)
+            ax.set_xticks(range(len(p)))
+            ax.tick_params(labelsize=7)
+            ax.set_title(f"T = {t:g}")
+        row[1].set_ylabel("probability")
+    for ax in axes[-1, 1:]:
+        ax.set_xlabel("digit")
+    return fig
+
+
+def approximation_error(temperatures, curves: dict[str, np.ndarray], slope_reference=True) -> Figure:
+    """Relative error of a high-temperature approximation against T (log-log)."""
+    fig = _figure()
+    ax = fig.subplots()
+    t = np.asarray(temperatures, dtype=np.float64)
+    for (label, y), color in zip(curves.items(), CYCLE):
+        ax.loglog(t, y, label=label, color=color, lw=2)
+    if slope_reference:
+        first = np.asarray(next(iter(curves.values())), dtype=np.float64)
+        ax.loglog(t, first[-1] * t[-1] / t, "k:", label=r"$\propto 1/T$")
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("relative error of the gradient")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def gradient_scale(temperatures, curves: dict[str, np.ndarray], hard_reference=None) -> Figure:
+    """Size of the soft-target gradient against T, with and without the T^2 factor."""
+    fig = _figure()
+    ax = fig.subplots()
+    t = np.asarray(temperatures, dtype=np.float64)
+    for (label, y), color in zip(curves.items(), CYCLE):
+        ax.loglog(t, y, label=label, color=color, lw=2)
+    if hard_reference is not None:
+        ax.axhline(hard_reference, color="k", ls="--", label="hard-label term (T = 1)")
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("gradient norm w.r.t. the student's logits")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def error_curves(curves: dict[str, list[np.ndarray]], paper: dict[str, float] | None = None) -> Figure:
+    """Test errors after each epoch: seed mean (line) and seed range (band), log scale."""
+    fig = _figure(7.0, 4.2)
+    ax = fig.subplots()
+    for (label, runs), color in zip(curves.items(), CYCLE):
+        color = COLORS.get(label, color)
+        length = min(len(r) for r in runs)
+        y = np.asarray([r[:length] for r in runs], dtype=np.float64)
+        epochs = np.arange(1, length + 1)
+        ax.plot(epochs, y.mean(0), color=color, lw=2, label=f"{label} ({len(runs)} seeds)")
+        if len(runs) > 1:
+            ax.fill_between(epochs, y.min(0), y.max(0), color=color, alpha=0.2)
+        if paper and label in paper:
+            ax.axhline(paper[label], color=color, ls=":", lw=1.5)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test errors (of 10,000)")
+    if paper:
+        ax.plot([], [], "k:", label="paper's final value")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def confusion_matrices(matrices: dict[str, np.ndarray]) -> Figure:
+    """Off-diagonal confusion counts (true digit by row, predicted by column), one panel each."""
+    fig = _figure(3.4 * len(matrices), 3.6)
+    axes = fig.subplots(1, len(matrices), squeeze=False)[0]
+    vmax = max(int((np.asarray(m) * (1 - np.eye(len(m), dtype=int))).max()) for m in matrices.values())
+    for ax, (title, m) in zip(axes, matrices.items()):
+        off = np.asarray(m) * (1 - np.eye(len(m), dtype=int))
+        ax.imshow(off, cmap="Reds", vmin=0, vmax=max(vmax, 1))
+        for i, j in zip(*np.nonzero(off)):
+            ax.text(j, i, str(off[i, j]), ha="center", va="center", fontsize=6)
+        ax.set_title(f"{title}: {int(off.sum())} errors")
+        ax.set_xticks(range(len(m)))
+        ax.set_yticks(range(len(m)))
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+    return fig
+
+
+def digit_grid(rows: list[tuple[str, np.ndarray, list[str]]], columns: int = 12) -> Figure:
+    """Rows of test digits; each row is (title, images (n, 28, 28), one caption per image)."""
+    fig = _figure(0.8 * columns, 1.1 * len(rows) + 0.3)
+    axes = fig.subplots(len(rows), columns, squeeze=False)
+    for r, (title, images, captions) in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(images):
+                ax.imshow(np.asarray(images[c]).reshape(28, 28), cmap="gray_r")
+                ax.set_title(captions[c], fontsize=7)
+        axes[r, 0].text(-0.15, 1.45, title, transform=axes[r, 0].transAxes, fontsize=9,
+                        ha="left", va="bottom")
+    return fig
+
+
+def errors_vs_temperature(grid: dict[int, dict[float, list[int]]],
+                          highlight: dict[int, tuple[float, float]] | None = None) -> Figure:
+    """Test errors against T, one line per hidden width, seed mean ± sd as error bars."""
+    fig = _figure(7.0, 4.2)
+    ax = fig.subplots()
+    for (width, by_t), color in zip(grid.items(), CYCLE):
+        temps = sorted(by_t)
+        means = np.array([np.mean(by_t[t]) for t in temps])
+        sds = np.array([np.std(by_t[t], ddof=1) if len(by_t[t]) > 1 else 0.0 for t in temps])
+        seeds = min(len(v) for v in by_t.values())
+        ax.errorbar(temps, means, yerr=sds, color=color, marker="o", capsize=3, lw=2,
+                    label=f"2x{width} ({seeds} seed{'s' if seeds > 1 else ''})")
+        if highlight and width in highlight:
+            lo, hi = highlight[width]
+            ax.axvspan(lo, hi, color=color, alpha=0.1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    all_t = sorted({t for by_t in grid.values() for t in by_t})
+    ax.set_xticks(all_t)
+    ax.set_xticklabels([f"{t:g}" for t in all_t])
+    ax.minorticks_off()
+    ax.set_xlabel("distillation temperature T")
+    ax.set_ylabel("test errors (of 10,000)")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def errors_vs_hard_weight(weights, errors, reference: dict[str, float] | None = None) -> Figure:
+    """Test errors against the weight of the hard-label term (soft weight 1, T = 20)."""
+    fig = _figure()
+    ax = fig.subplots()
+    ax.plot(weights, errors, "o-", color=CYCLE[0], lw=2, label="distilled 2x800")
+    for (label, value), color in zip((reference or {}).items(), CYCLE[1:]):
+        ax.axhline(value, ls="--", color=color, label=label)
+    ax.set_xscale("symlog", linthresh=0.01)
+    ax.set_xticks(list(weights))
+    ax.set_xticklabels([f"{w:g}" for w in weights])
+    ax.set_xlabel("weight of the hard-label term")
+    ax.set_ylabel("test errors (of 10,000)")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def errors_vs_shift(shifts, curves: dict[str, np.ndarray], marks: dict[str, float] | None = None,
+                    class_curves: dict[str, np.ndarray] | None = None,
+                    class_label: str = "") -> Figure:
+    """Test errors against the bias shift of the chosen classes (one line per seed), with the
+    shifts chosen by each protocol marked; optionally the errors on one class below."""
+    panels = 2 if class_curves else 1
+    fig = _figure(7.0, 3.0 * panels + 0.6)
+    axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
+    for ax, data, ylabel in zip(axes, (curves, class_curves or {}),
+                                ("test errors (all digits)", f"test errors on {class_label}")):
+        for (label, y), color in zip(data.items(), CYCLE):
+            ax.plot(shifts, y, color=color, lw=1.8, label=label)
+        for (label, value), style in zip((marks or {}).items(), ("--", ":", "-.")):
+            ax.axvline(value, color="k", ls=style, lw=1, label=label)
+        ax.set_yscale("log")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[-1].set_xlabel("bias shift")
+    return fig

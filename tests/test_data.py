@@ -1,0 +1,84 @@
+"""Real MNIST loading, transfer-set helpers and batched jitter (Section 3)."""
+import hashlib
+
+import pytest
+import torch
+
+from kdlib.data import (NUM_CLASSES, class_mask, drop_classes, jitter, keep_classes, load_mnist,
+                        to_float)
+
+
+def test_real_mnist_shapes_and_counts(mnist):
+    assert mnist.train_images.shape == (60000, 28, 28) and mnist.train_images.dtype == torch.uint8
+    assert mnist.test_images.shape == (10000, 28, 28)
+    assert mnist.train_labels.dtype == torch.int64
+    # the well-known class counts of the MNIST test set
+    counts = torch.bincount(mnist.test_labels, minlength=NUM_CLASSES).tolist()
+    assert counts == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert mnist.test_labels[:5].tolist() == [7, 2, 1, 0, 4]
+    digest = hashlib.sha256(mnist.train_images.numpy().tobytes()).hexdigest()
+    assert digest == hashlib.sha256(mnist.train_images.contiguous().numpy().tobytes()).hexdigest()
+
+
+def test_to_float_range(mnist):
+    x = to_float(mnist.test_images[:100])
+    assert x.shape == (100, 784) and x.dtype == torch.float32
+    assert x.min() >= 0 and x.max() <= 1 and x.max() == 1
+
+
+def test_drop_and_keep_classes(mnist):
+    x, y = drop_classes(mnist.train_images, mnist.train_labels, [3])
+    assert 3 not in y.tolist() and len(y) == 60000 - 6131
+    assert len(x) == len(y)
+    x, y = keep_classes(mnist.train_images, mnist.train_labels, [7, 8])
+    assert set(y.unique().tolist()) == {7, 8} and len(y) == 6265 + 5851
+    # the images follow their labels
+    idx = torch.nonzero(class_mask(mnist.train_labels, [7, 8]))[:, 0]
+    assert torch.equal(x, mnist.train_images[idx])
+    with pytest.raises(ValueError, match="digits 0..9"):
+        drop_classes(x, y, [10])
+    with pytest.raises(ValueError, match="non-empty"):
+        keep_classes(x, y, [])
+
+
+def test_jitter_shifts_stay_within_two_pixels_and_keep_interior_mass(mnist):
+    imgs = mnist.train_images[:2000].float()
+    # digits with an empty 2-pixel border keep their whole ink under any shift of <= 2 px
+    border = imgs.clone()
+    border[:, 2:-2, 2:-2] = 0
+    interior = imgs[border.flatten(1).sum(1) == 0]
+    assert len(interior) > 1000
+    g = torch.Generator().manual_seed(0)
+    out = jitter(interior, 2, g)
+    assert torch.allclose(out.flatten(1).sum(1), interior.flatten(1).sum(1))
+    # recover each image's shift by matching it against all 25 candidate shifts
+    found = set()
+    for i in range(50):
+        matches = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+                   if torch.equal(out[i], torch.roll(interior[i], (dy, dx), (0, 1)))]
+        assert matches and all(abs(dy) <= 2 and abs(dx) <= 2 for dy, dx in matches)
+        found.update(matches)
+    assert len(found) > 10  # shifts really vary
+
+
+def test_jitter_zero_fills_and_works_flat():
+    img = torch.ones(1, 28, 28)
+    out = jitter(img, 2, shifts=torch.tensor([[2, -1]]))
+    assert out[0, :2].sum() == 0 and out[0, :, -1:].sum() == 0 and out[0, 2:, :-1].min() == 1
+    flat = jitter(img.reshape(1, 784), 2, shifts=torch.tensor([[2, -1]]))
+    assert torch.equal(flat.reshape(1, 28, 28), out)
+    assert torch.equal(jitter(img, 0), img)
+    with pytest.raises(ValueError, match="max_shift"):
+        jitter(img, -1)
+
+
+def test_jitter_is_deterministic_for_a_seed():
+    x = torch.rand(64, 784)
+    a = jitter(x, 2, torch.Generator().manual_seed(5))
+    b = jitter(x, 2, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and not torch.equal(a, jitter(x, 2, torch.Generator().manual_seed(6)))
+
+
+def test_load_caches_and_matches(mnist):
+    again = load_mnist()
+    assert torch.equal(again.test_images, mnist.test_images)
