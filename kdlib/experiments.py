@@ -40,7 +40,7 @@ DEFAULT_SEEDS = (0, 1, 2)
 
 # ----------------------------------------------------------------------------- recipes
 #: Teacher (Hinton et al. 2012 recipe): 20% input / 50% hidden dropout, max-norm, 2 px jitter.
-TEACHER = TrainSpec(widths=(1200, 1200), epochs=80, batch_size=128, lr=0.1, momentum=0.9,
+TEACHER = TrainSpec(widths=(1200, 1200), epochs=60, batch_size=128, lr=0.1, momentum=0.9,
                     input_dropout=0.2, hidden_dropout=0.5, max_norm=3.5, jitter=2)
 #: Students: no regularisation at all, un-jittered data (Section 3).
 STUDENT = TrainSpec(widths=(800, 800), epochs=40, batch_size=128, lr=0.1, momentum=0.9)
