@@ -31,6 +31,12 @@ book: venv
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --builder html
 	@echo "open _build/html/index.html"
 
+## make test-browser: every page of the built book in headless Chromium (console, images, math, links)
+test-browser: book
+	test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
+	$(PY) -m pytest -q -p no:cacheprovider tests/browser/check_book.py
+
 ## make bench: speed of kdlib's loop vs a conventional loop, and stacked sweeps (not a test)
 bench: venv
 	$(PY) benchmarks/bench.py --out benchmarks/out/bench-$$(hostname)-$(DEVICE).json --device $(DEVICE)

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         print("kdlib: interrupted; finished runs and the last checkpoint are kept", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as e:
-        print(f"kdlib: error: {e}", file=sys.stderr)
+        print(f"kdlib: error: {' '.join(str(e).split())}", file=sys.stderr)  # always one line
         return 2
     return 0
 

@@ -46,9 +46,14 @@ TEACHER = TrainSpec(widths=(1200, 1200), epochs=60, batch_size=128, lr=0.1, mome
 STUDENT = TrainSpec(widths=(800, 800), epochs=40, batch_size=128, lr=0.1, momentum=0.9)
 #: Distillation: T = 20 (Section 3), a considerably lower weight on the hard-label term.
 DISTILL_TEMPERATURE, SOFT_WEIGHT, HARD_WEIGHT = 20.0, 1.0, 0.1
-SWEEP_EPOCHS = 30
+SWEEP_EPOCHS = 20
 #: Smoke profile: same code paths and test set, a 10,000-image training subset, 3 epochs.
 SMOKE_TRAIN, SMOKE_EPOCHS = 10000, 3
+
+
+#: TrainSpec fields added after the first artifacts; at their default they are left out of
+#: the config (and its hash), so adding an option does not invalidate finished runs.
+ADDED_SPEC_FIELDS = {"warmup_epochs": 0}
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["spec"]["widths"] = list(self.spec.widths)
+        for name, default in ADDED_SPEC_FIELDS.items():  # keep older artifacts' hashes valid
+            if d["spec"][name] == default:
+                del d["spec"][name]
         return d
 
     @property

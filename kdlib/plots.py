@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 COLORS = {"teacher": "#1b7837", "student": "#b2182b", "distilled": "#2166ac"}
 CYCLE = ["#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214", "#4d4d4d"]
+STYLES = ["-", "-", "--", "-.", "-", "-"]
 
 
 def _figure(width=6.4, height=4.0, **kwargs) -> Figure:
@@ -48,8 +49,8 @@ def approximation_error(temperatures, curves: dict[str, np.ndarray], slope_refer
     fig = _figure()
     ax = fig.subplots()
     t = np.asarray(temperatures, dtype=np.float64)
-    for (label, y), color in zip(curves.items(), CYCLE):
-        ax.loglog(t, y, label=label, color=color, lw=2)
+    for (label, y), color, style in zip(curves.items(), CYCLE, STYLES):
+        ax.loglog(t, y, label=label, color=color, lw=2, ls=style)
     if slope_reference:
         first = np.asarray(next(iter(curves.values())), dtype=np.float64)
         ax.loglog(t, first[-1] * t[-1] / t, "k:", label=r"$\propto 1/T$")
@@ -85,7 +86,8 @@ def error_curves(curves: dict[str, list[np.ndarray]], paper: dict[str, float] | 
         length = min(len(r) for r in runs)
         y = np.asarray([r[:length] for r in runs], dtype=np.float64)
         epochs = np.arange(1, length + 1)
-        ax.plot(epochs, y.mean(0), color=color, lw=2, label=f"{label} ({len(runs)} seeds)")
+        ax.plot(epochs, y.mean(0), color=color, lw=2,
+                label=f"{label} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
         if len(runs) > 1:
             ax.fill_between(epochs, y.min(0), y.max(0), color=color, alpha=0.2)
         if paper and label in paper:
@@ -120,17 +122,18 @@ def confusion_matrices(matrices: dict[str, np.ndarray]) -> Figure:
 
 def digit_grid(rows: list[tuple[str, np.ndarray, list[str]]], columns: int = 12) -> Figure:
     """Rows of test digits; each row is (title, images (n, 28, 28), one caption per image)."""
-    fig = _figure(0.8 * columns, 1.1 * len(rows) + 0.3)
+    fig = Figure(figsize=(0.8 * columns, 1.25 * len(rows)))
     axes = fig.subplots(len(rows), columns, squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.45 / len(rows), bottom=0.02, hspace=0.9)
     for r, (title, images, captions) in enumerate(rows):
         for c in range(columns):
             ax = axes[r, c]
             ax.axis("off")
             if c < len(images):
                 ax.imshow(np.asarray(images[c]).reshape(28, 28), cmap="gray_r")
-                ax.set_title(captions[c], fontsize=7)
-        axes[r, 0].text(-0.15, 1.45, title, transform=axes[r, 0].transAxes, fontsize=9,
-                        ha="left", va="bottom")
+                ax.set_title(captions[c], fontsize=8)
+        top = axes[r, 0].get_position().y1
+        fig.text(0.01, top + 0.3 / len(rows), title, fontsize=10, ha="left", va="bottom")
     return fig
 
 
@@ -150,7 +153,6 @@ def errors_vs_temperature(grid: dict[int, dict[float, list[int]]],
             lo, hi = highlight[width]
             ax.axvspan(lo, hi, color=color, alpha=0.1)
     ax.set_xscale("log")
-    ax.set_yscale("log")
     all_t = sorted({t for by_t in grid.values() for t in by_t})
     ax.set_xticks(all_t)
     ax.set_xticklabels([f"{t:g}" for t in all_t])
@@ -193,7 +195,8 @@ def errors_vs_shift(shifts, curves: dict[str, np.ndarray], marks: dict[str, floa
             ax.plot(shifts, y, color=color, lw=1.8, label=label)
         for (label, value), style in zip((marks or {}).items(), ("--", ":", "-.")):
             ax.axvline(value, color="k", ls=style, lw=1, label=label)
-        ax.set_yscale("log")
+        ax.set_yscale("symlog", linthresh=1)  # shows zero errors
+        ax.set_ylim(bottom=0)
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)

@@ -49,6 +49,7 @@ class TrainSpec:
     max_norm: float | None = None
     jitter: int = 0
     checkpoint_every: int = 5
+    warmup_epochs: int = 0  # linear learning-rate warm-up before the cosine decay
 
     def __post_init__(self):
         object.__setattr__(self, "widths", check_widths(self.widths))
@@ -58,6 +59,8 @@ class TrainSpec:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not isinstance(self.warmup_epochs, int) or not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"warmup_epochs must be an integer in [0, epochs), got {self.warmup_epochs!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         check_dropout(self.input_dropout, "input_dropout")
@@ -176,7 +179,6 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     order_gens, noise_gens = _generators([m.seed for m in members], device)
     shared_order = len({m.seed for m in members}) == 1
     steps = math.ceil(n / spec.batch_size)
-    total_steps = steps * spec.epochs
     history = {"train_loss": [], "test_errors": []}
     start_epoch = 0
     ident = fingerprint({"spec": asdict(spec), "members": [asdict(m) for m in members], "n": n})
@@ -222,7 +224,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
         for s in range(steps):
             step = epoch * steps + s
             for group in opt.param_groups:
-                group["lr"] = spec.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+                group["lr"] = learning_rate(spec, step, steps)
             idx = perms[:, s * spec.batch_size:(s + 1) * spec.batch_size]
             b = idx.shape[1]
             if shared_order:
@@ -268,6 +270,14 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     bar.close()
     model.eval()
     return TrainResult(model, history, time.perf_counter() - t0, start_epoch)
+
+
+def learning_rate(spec: TrainSpec, step: int, steps_per_epoch: int) -> float:
+    """Linear warm-up for ``warmup_epochs``, then cosine decay from ``lr`` to 0 at the last step."""
+    warmup = spec.warmup_epochs * steps_per_epoch
+    if step < warmup:
+        return spec.lr * (step + 1) / warmup
+    return spec.lr * 0.5 * (1 + math.cos(math.pi * step / (spec.epochs * steps_per_epoch)))
 
 
 def start_epoch_saved(path) -> int:

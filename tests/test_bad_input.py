@@ -25,7 +25,7 @@ import torch
 from kdlib import distillation_loss, softmax_with_temperature
 from kdlib import experiments as ex
 from kdlib.data import FILES, MNIST, DataError, load_mnist, verify_folder
-from kdlib.io import ArtifactError, check_writable, read_npz
+from kdlib.io import ArtifactError, check_writable
 from kdlib.models import MLP
 from kdlib.train import Member, TrainingDiverged, TrainSpec, resolve_device, train
 

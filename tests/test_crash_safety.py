@@ -22,7 +22,7 @@ import torch
 
 from kdlib import experiments as ex
 from kdlib import io as kio
-from kdlib.data import MNIST, load_mnist, to_float
+from kdlib.data import MNIST, to_float
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRAIN, N_TEST = 600, 300
@@ -76,9 +76,8 @@ def test_kdlib_writes_files_only_through_kdlib_io():
 
 # ----------------------------------------------------------------------------- real data
 @pytest.fixture(scope="module")
-def subset(tmp_path_factory) -> tuple[MNIST, Path]:
+def subset(mnist, tmp_path_factory) -> tuple[MNIST, Path]:
     """The first 600 training and 300 test images of MNIST, also saved for child processes."""
-    mnist = load_mnist(os.environ.get("KDLIB_DATA") or REPO.parent / "shared" / "data" / "mnist")
     data = MNIST(mnist.train_images[:N_TRAIN].clone(), mnist.train_labels[:N_TRAIN].clone(),
                  mnist.test_images[:N_TEST].clone(), mnist.test_labels[:N_TEST].clone(), "subset")
     projection = torch.randn(784, 10, generator=torch.Generator().manual_seed(0))
@@ -216,8 +215,8 @@ def test_sweep_killed_between_students_keeps_the_finished_ones(subset, tmp_path)
     assert saved == ["teacher-s0.json", "w300-T1-s0.json", "w300-T4-s0.json", "w300-T20-s0.json"]
     before = artifact_files(results)
     assert sorted(Path(p).name for p in before) == sorted(
-        f"{n}.{s}" for n in ("teacher-s0", "w300-T1-s0", "w300-T4-s0", "w300-T20-s0")
-        for s in ("json", "npz")) + ["teacher-s0.pt"]
+        [f"{n}.{s}" for n in ("teacher-s0", "w300-T1-s0", "w300-T4-s0", "w300-T20-s0")
+         for s in ("json", "npz")] + ["teacher-s0.pt"])
 
     finish(child(SWEEP_CHILD, data_path, results, tmp_path / "b.json", "-", 0))
     finish(straight)

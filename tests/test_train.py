@@ -87,3 +87,16 @@ def test_mlp_shapes_and_parameter_count():
         MLP((800, 0))
     with pytest.raises(ValueError, match="hidden_dropout"):
         MLP((10,), hidden_dropout=1.0)
+
+
+def test_learning_rate_schedule():
+    from kdlib.train import learning_rate
+    spec = TrainSpec(epochs=4, lr=0.2, warmup_epochs=1)
+    lrs = [learning_rate(spec, s, 10) for s in range(40)]
+    assert lrs[0] == pytest.approx(0.02) and lrs[9] == pytest.approx(0.2)  # linear warm-up
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # then cosine decay
+    assert lrs[-1] < 0.001
+    plain = TrainSpec(epochs=4, lr=0.2)
+    assert learning_rate(plain, 0, 10) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        TrainSpec(epochs=4, warmup_epochs=4)

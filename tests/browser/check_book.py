@@ -1,0 +1,255 @@
+"""The built book as a reader sees it: every page of ``_build/html`` in headless Chromium.
+
+Run by ``make test-browser`` (``pytest tests/browser/check_book.py``); the file name keeps it
+out of ``pytest tests``. Needs the Debian packages ``chromium`` and ``chromium-driver`` and
+``selenium`` from PyPI. ``KD_BOOK_HTML`` points it at another build (default ``_build/html``).
+
+Every page is served from 127.0.0.1 and must: log no console error, request nothing from
+another host (the resolver also maps every other host to NOTFOUND), get no HTTP error, load
+every image, typeset every math element with MathJax and leave no raw TeX in the visible text,
+and link only to local pages and anchors that exist. The results page must hold the claims
+table; its screenshot goes to ``_build/screenshots/claims.png``.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
+
+REPO = Path(__file__).resolve().parents[2]
+HTML = Path(os.environ.get("KD_BOOK_HTML", REPO / "_build" / "html")).resolve()
+SCREENSHOTS = REPO / "_build" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+#: Pages of the book: every .html file outside Sphinx's _static, _sources, _images folders.
+PAGES = sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
+               if not any(part.startswith("_") for part in p.relative_to(HTML).parts))
+RESULTS_PAGES = [p for p in PAGES if Path(p).stem.endswith("results")]
+#: TeX left in the visible text when math was not typeset.
+META_REFRESH = re.compile(r"""<meta\s+http-equiv=["']refresh["']\s+content=["']\d+;\s*url=([^"']+)""",
+                          re.I)
+RAW_TEX = re.compile(r"\$\$|\\[()\[\]]|\\(frac|begin|end|sum|mathrm|mathbf|left|right|partial|"
+                     r"sqrt|cdot|log|exp|text)\b|\$[^$\n]*[\\^_][^$\n]*\$")
+
+
+# ----------------------------------------------------------------------------- fixtures
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def origin():
+    """The built book on http://127.0.0.1:<free port>, served by a thread of this process."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(HTML)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,1024",
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    driver.get("about:blank")
+    yield driver
+    driver.quit()
+
+
+@functools.lru_cache(maxsize=None)
+def anchors_of(path: Path) -> frozenset[str]:
+    """Every id and <a name> of a built page."""
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.found = set()
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            self.found.update(v for k, v in attrs.items() if k == "id" and v)
+            if tag == "a" and attrs.get("name"):
+                self.found.add(attrs["name"])
+
+    parser = Collect()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return frozenset(parser.found)
+
+
+# ----------------------------------------------------------------------------- one page
+WAIT_FOR_MATH_AND_IMAGES = """
+const done = arguments[arguments.length - 1];
+const math = (window.MathJax && MathJax.startup && MathJax.startup.promise)
+    ? MathJax.startup.promise : Promise.resolve();
+const images = Array.from(document.images).map(img => {
+    img.loading = 'eager';
+    return img.complete ? null : new Promise(r => { img.addEventListener('load', r);
+                                                      img.addEventListener('error', r); });
+});
+Promise.all([math, ...images]).then(() => done('ok'), e => done('error: ' + e));
+"""
+
+INSPECT = """
+const skip = new Set(['PRE', 'CODE', 'SCRIPT', 'STYLE', 'TEXTAREA', 'NOSCRIPT', 'TEMPLATE',
+                      'MJX-CONTAINER']);
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, {
+    acceptNode(node) {
+        for (let e = node.parentElement; e; e = e.parentElement)
+            if (skip.has(e.tagName)) return NodeFilter.FILTER_REJECT;
+        const rects = node.parentElement ? node.parentElement.getClientRects().length : 0;
+        return rects ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_REJECT;
+    }});
+const text = [];
+while (walker.nextNode()) text.push(walker.currentNode.nodeValue);
+const math = Array.from(document.querySelectorAll('.math'));
+return {
+    text: text.join(' '),
+    math: math.length,
+    typeset: document.querySelectorAll('mjx-container').length,
+    untypeset: math.filter(m => !m.querySelector('mjx-container'))
+                   .map(m => m.textContent.trim().slice(0, 80)),
+    images: Array.from(document.images).map(i => ({src: i.currentSrc || i.src,
+                                                   ok: i.complete && i.naturalWidth > 0})),
+    links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+};
+"""
+
+
+def network_problems(log_entries, origin: str) -> list[str]:
+    """Requests to any host but ours, and HTTP errors, from the DevTools performance log."""
+    problems, urls = [], {}
+    for entry in log_entries:
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        if message.get("method") == "Network.requestWillBeSent":
+            url = urls[params["requestId"]] = params["request"]["url"]
+            scheme = url.split(":", 1)[0]
+            if scheme in ("http", "https", "ws", "wss", "ftp") and not url.startswith(origin + "/"):
+                problems.append(f"request to another host: {url}")
+        elif message.get("method") == "Network.responseReceived":
+            response = params["response"]
+            if response.get("status", 200) >= 400:
+                problems.append(f"HTTP {response['status']}: {response['url']}")
+        elif message.get("method") == "Network.loadingFailed" and not params.get("canceled"):
+            url = urls.get(params["requestId"], params["requestId"])
+            problems.append(f"failed to load ({params.get('errorText')}): {url}")
+    return problems
+
+
+def link_problems(links, origin: str) -> list[str]:
+    problems = []
+    for href in links:
+        url = urlsplit(href)
+        if f"{url.scheme}://{url.netloc}" != origin:
+            continue  # external links are not followed (no network here)
+        path = unquote(url.path).lstrip("/")
+        target = HTML / (path + "index.html" if path.endswith("/") or not path else path)
+        if not target.is_file():
+            problems.append(f"broken link: {href}")
+        elif url.fragment and target.suffix == ".html" and unquote(url.fragment) not in anchors_of(target):
+            problems.append(f"missing anchor: {href}")
+    return problems
+
+
+#: Errors logged after a page was checked (a late favicon request, say), by page.
+LATE: dict[str, list[str]] = {}
+_previous = {"page": None}
+
+
+def collect_late(browser, origin: str) -> None:
+    """File whatever the previous page logged after its check under that page's name."""
+    late = [f"console error: {e['message']}" for e in browser.get_log("browser")
+            if e["level"] == "SEVERE"] + network_problems(browser.get_log("performance"), origin)
+    if late and _previous["page"]:  # before the first page: the browser's own start-up
+        LATE.setdefault(_previous["page"], []).extend(late)
+
+
+def open_page(browser, origin: str, page: str) -> dict:
+    """Load ``page`` (following a meta refresh, as index.html has) and inspect it."""
+    collect_late(browser, origin)
+    _previous["page"] = page
+    url = f"{origin}/{page}"
+    browser.get(url)
+    refresh = META_REFRESH.search((HTML / page).read_text(encoding="utf-8"))
+    if refresh:
+        target = urljoin(url, refresh.group(1))
+        WebDriverWait(browser, 60).until(lambda d: d.current_url == target)
+    WebDriverWait(browser, 60).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
+    assert browser.execute_async_script(WAIT_FOR_MATH_AND_IMAGES) == "ok"
+    facts = browser.execute_script(INSPECT)
+    facts["console"] = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    facts["network"] = network_problems(browser.get_log("performance"), origin)
+    return facts
+
+
+# ----------------------------------------------------------------------------- tests
+def test_the_book_is_built():
+    assert (HTML / "index.html").is_file(), f"no book at {HTML}; run `make book` first"
+    assert len(PAGES) > 1 and len(RESULTS_PAGES) == 1, (PAGES, RESULTS_PAGES)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page(browser, origin, page):
+    facts = open_page(browser, origin, page)
+    problems = [f"console error: {m}" for m in facts["console"]] + facts["network"]
+    problems += [f"image not loaded: {i['src']}" for i in facts["images"] if not i["ok"]]
+    problems += [f"math not typeset: {m}" for m in facts["untypeset"]]
+    if facts["math"] and not facts["typeset"]:
+        problems.append("MathJax typeset nothing")
+    problems += [f"raw TeX in the text: ...{facts['text'][max(0, m.start() - 40):m.end() + 40]}..."
+                 for m in RAW_TEX.finditer(facts["text"])]
+    problems += link_problems(facts["links"], origin)
+    assert problems == [], f"{page}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("page", RESULTS_PAGES)
+def test_results_page_shows_the_claims_table(browser, origin, page):
+    facts = open_page(browser, origin, page)
+    metrics = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    shot = browser.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": metrics["width"],
+                 "height": min(metrics["height"], 16000), "scale": 1}})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "claims.png").write_bytes(base64.b64decode(shot["data"]))
+    tables = browser.execute_script("""
+        return Array.from(document.querySelectorAll('table')).map(t => ({
+            head: Array.from(t.querySelectorAll('th, caption')).map(h => h.textContent.trim()),
+            rows: t.querySelectorAll('tbody tr').length}));""")
+    claims = [t for t in tables if any(re.search(r"\bclaims?\b", h, re.I) for h in t["head"])]
+    assert claims, f"{page}: no table with a 'Claim' header or caption among {tables}"
+    assert all(t["rows"] >= 1 for t in claims), claims
+    assert facts["console"] == [] and facts["network"] == []
+
+
+def test_nothing_failed_after_its_page_was_checked(browser, origin):
+    browser.get("about:blank")
+    collect_late(browser, origin)
+    assert LATE == {}

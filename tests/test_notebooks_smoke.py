@@ -1,0 +1,144 @@
+"""Every notebook of the book runs end to end on the smoke profile and its glued results are
+sane. The notebooks are executed once, in order, with papermill (kernel python3, working
+directory notebooks/) into a temporary folder, sharing one temporary results folder so the
+smoke teacher is trained once."""
+import ast
+import json
+import os
+from pathlib import Path
+
+import papermill
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NAMES = ["01_derivations", "02_teacher_and_students", "03_temperature_and_capacity",
+         "04_omitted_digits", "05_results"]
+
+
+def glued(path: Path) -> dict:
+    """{key: value} of every myst_nb.glue call in an executed notebook."""
+    values = {}
+    for cell in json.loads(path.read_text())["cells"]:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is None:
+                continue
+            text = out["data"].get("application/papermill.record/text/plain",
+                                   out["data"].get("text/plain"))
+            try:
+                values[name] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                values[name] = text
+    return values
+
+
+def outputs(path: Path) -> list[dict]:
+    return [out for cell in json.loads(path.read_text())["cells"] for out in cell.get("outputs", [])]
+
+
+def streams(path: Path, name: str) -> str:
+    return "".join("".join(out["text"]) for out in outputs(path)
+                   if out["output_type"] == "stream" and out["name"] == name)
+
+
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory):
+    """{notebook name: (output path, glued values) or the exception it raised}."""
+    out_dir = tmp_path_factory.mktemp("notebooks")
+    results = tmp_path_factory.mktemp("smoke-results")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    done = {}
+    for nb in NOTEBOOKS:
+        out = out_dir / nb.name
+        try:
+            papermill.execute_notebook(
+                str(nb), str(out), kernel_name="python3", cwd=str(ROOT / "notebooks"),
+                parameters={"profile": "smoke", "seeds": [0], "results_dir": str(results)},
+                progress_bar=False)
+            done[nb.stem] = (out, glued(out), results)
+        except Exception as e:  # reported by the test of that notebook
+            done[nb.stem] = e
+    return done
+
+
+def result(executed, name):
+    value = executed[name]
+    if isinstance(value, Exception):
+        pytest.fail(f"{name}.ipynb failed on the smoke profile:\n{value}")
+    return value
+
+
+def test_the_book_has_its_five_notebooks():
+    assert [nb.stem for nb in NOTEBOOKS] == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_are_clean(executed, name):
+    """No warnings on stderr and no absolute paths of this machine in any output."""
+    path, _, results = result(executed, name)
+    assert streams(path, "stderr") == ""
+    text = json.dumps(outputs(path))
+    assert str(results) not in text
+    assert str(ROOT) not in text
+
+
+def test_derivations(executed):
+    g = result(executed, "01_derivations")[1]
+    assert g["profile"] == "smoke"
+    assert g["sympy_gradient_ok"] is True
+    assert g["autograd_gradient_ok"] is True
+    assert g["series_ok"] is True
+    assert g["teacher_weights_match"] is True
+    assert 0 < g["teacher_errors_nb1"] < 1500
+    # the two chosen 2s: one more like a 3, the other more like a 7
+    assert float(g["like3_p3"]) > float(g["like3_p7"])
+    assert float(g["like7_p7"]) > float(g["like7_p3"])
+    # the high-temperature approximation improves with T; T^2 keeps the gradient's scale
+    assert float(g["approx_err_T20"].rstrip("%")) < float(g["approx_err_T1"].rstrip("%"))
+    assert float(g["grad_ratio_without"]) < 0.01 < float(g["grad_ratio_with"])
+
+
+def test_teacher_and_students(executed):
+    g = result(executed, "02_teacher_and_students")[1]
+    for name in ("teacher", "student", "distilled"):
+        assert 0 < g[f"{name}_errors_mean"] < 1500
+        assert g[f"{name}_errors"].endswith("(1 seed)")
+    assert 0 < float(g["mcnemar_max_p"]) <= 1
+    assert 0 <= g["shared_errors"] <= min(g["distilled_errors_s0"], g["teacher_errors_s0"])
+    assert g["teacher_epochs"] == 3
+
+
+def test_temperature_and_capacity(executed):
+    g = result(executed, "03_temperature_and_capacity")[1]
+    assert g["best_t_small"] in ("1", "4", "20")          # the smoke grid
+    assert g["flat_300"].startswith("not testable")        # only T = 20 is >= 8 in smoke
+    assert g["best_hard_weight"] in ("0", "1")
+    assert g["hard_weight_verdict"] == ("replicated" if g["best_hard_weight"] == "0"
+                                        else "not replicated")
+
+
+def test_omitted_digits(executed):
+    g = result(executed, "04_omitted_digits")[1]
+    assert g["test_3s"] == 1010
+
+    def count(key):
+        return float(g[key].split()[0])
+
+    assert count("omit3_errors_on_3") <= 1010
+    # the best shift on the test set cannot be worse than no shift (0 is in the grid)
+    assert count("omit3_test_shifted") <= count("omit3_errors")
+    assert count("only78_test_shifted") <= count("only78_error")
+    assert count("omit3_test_shift") >= 0 and count("only78_test_shift") <= 0
+    assert g["omit3_prior_shift"] != "unavailable" and g["only78_prior_shift"] != "unavailable"
+
+
+def test_results(executed):
+    g = result(executed, "05_results")[1]
+    # every smoke experiment has run by now: 13 claims, none missing, 13 runs
+    assert g["claims_total"] == 13
+    assert g["claims_missing"] == 0
+    assert 0 <= g["claims_replicated"] <= g["claims_tested"] <= 13
+    assert g["total_runs"] == 13
+    assert float(g["total_compute_hours"]) > 0

@@ -1,0 +1,77 @@
+"""The rules that turn our numbers into verdicts (kdlib.report), on hand-made cases."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from kdlib.report import (best_temperature, contrasting_examples, counts_agree, flat_above,
+                          gap_recovered, markdown_table, prior_matching_shift, default_results_dir)
+
+
+def test_default_results_dir_is_the_repositorys():
+    assert default_results_dir().name == "results"
+    assert (default_results_dir().parent / "kdlib" / "report.py").exists()
+
+
+def test_counts_agree_within_two_sigma_of_counting_noise():
+    ok, two_sigma = counts_agree([70, 72, 74], 67)
+    assert ok and two_sigma == pytest.approx(2 * math.sqrt(67 + 72 / 3))
+    assert counts_agree([146], 67) == (False, pytest.approx(2 * math.sqrt(67 + 146)))
+
+
+def test_gap_recovered():
+    assert gap_recovered([67], [146], [74]) == pytest.approx(72 / 79)
+    assert gap_recovered([60, 70], [150, 150], [150, 150]) == 0.0
+
+
+def test_flat_above_by_the_stated_rule():
+    # spread 2 errors, 2 sigma = 2 sqrt((102 + 100) / 2) ~ 20: flat
+    flat = flat_above({4.0: [150, 150], 8.0: [100, 100], 10.0: [101, 101], 20.0: [102, 102]})
+    assert flat["flat"] is True and flat["temperatures"] == [8.0, 10.0, 20.0]
+    assert flat["spread"] == 2.0
+    assert flat["two_sigma"] == pytest.approx(2 * math.sqrt(202 / 2), abs=0.05)
+    # spread 100 with one seed: 2 sigma = 2 sqrt(300) ~ 35: not flat
+    assert flat_above({8.0: [100], 20.0: [200]})["flat"] is False
+    # one temperature >= 8 cannot be tested
+    assert flat_above({2.0: [100], 8.0: [120]})["flat"] is None
+
+
+def test_best_temperature_takes_the_lowest_among_ties():
+    assert best_temperature({1.0: [90, 92], 2.5: [80, 82], 4.0: [81, 81], 20.0: [95, 95]}) == (2.5, 81.0)
+    assert best_temperature({4.0: [80], 2.0: [80]}) == (2.0, 80.0)
+
+
+def test_prior_matching_recovers_an_under_scored_class_without_test_data():
+    # a third of the images are 2s whose logit is 3 too low (like a class left out of the
+    # transfer set); the shift that makes a third of the predictions 2s must exceed 1
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 3000)
+    logits = torch.nn.functional.one_hot(torch.as_tensor(labels), 3).float().numpy() * 2.0
+    logits[:, 2] -= 3.0
+    shifts = np.round(np.arange(0, 6.01, 0.1), 1)
+    shift = prior_matching_shift(logits, labels, [2], shifts)
+    assert 1.0 < shift <= 1.5
+    assert np.mean((logits + np.eye(3)[2] * shift).argmax(1) == 2) == pytest.approx(np.mean(labels == 2))
+
+
+def test_prior_matching_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="same, non-empty set"):
+        prior_matching_shift(np.zeros((3, 10)), np.zeros(4, dtype=int), [3], [0.0, 1.0])
+
+
+def test_contrasting_examples():
+    labels = np.array([2, 2, 2, 3, 2])
+    logits = np.full((5, 10), -5.0)
+    logits[:, 2] = 10.0
+    logits[0, 3], logits[0, 7] = 2.0, -3.0     # a 2 like a 3
+    logits[1, 3], logits[1, 7] = -3.0, 4.0     # a 2 like a 7
+    logits[3, 3] = 20.0                        # a 3, not a candidate
+    logits[4, 2], logits[4, 7] = 0.0, 9.0      # a 2 classified as 7, not a candidate
+    assert contrasting_examples(logits, labels, 2, 3, 7) == (0, 1)
+    with pytest.raises(ValueError, match="no test example of class 5"):
+        contrasting_examples(logits, labels, 5, 3, 7)
+
+
+def test_markdown_table():
+    assert markdown_table(["a", "b"], [[1, "x"], [2, "y"]]) == "| a | b |\n|---|---|\n| 1 | x |\n| 2 | y |"
