@@ -81,7 +81,8 @@ class Member:
     hard_weight: float = 1.0
 
     def __post_init__(self):
-        if not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool) or self.seed < 0:
+        seed = self.seed
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ValueError(f"temperature must be positive and finite, got {self.temperature}")
