@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 
 COLORS = {"teacher": "#1b7837", "student": "#b2182b", "distilled": "#2166ac"}
 CYCLE = ["#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214", "#4d4d4d"]
@@ -15,6 +16,13 @@ STYLES = ["-", "-", "--", "-.", "-", "-"]
 
 def _figure(width=6.4, height=4.0, **kwargs) -> Figure:
     return Figure(figsize=(width, height), layout="constrained", **kwargs)
+
+
+def _log_y(ax) -> None:
+    """Log-scaled y axis labelled with plain numbers (200, not 2 x 10^2)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(LogFormatter())
+    ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.5)))
 
 
 def soft_target_bars(examples: list[tuple[np.ndarray, int, dict[float, np.ndarray]]]) -> Figure:
@@ -92,7 +100,7 @@ def error_curves(curves: dict[str, list[np.ndarray]], paper: dict[str, float] | 
             ax.fill_between(epochs, y.min(0), y.max(0), color=color, alpha=0.2)
         if paper and label in paper:
             ax.axhline(paper[label], color=color, ls=":", lw=1.5)
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test errors (of 10,000)")
     if paper:
@@ -195,8 +203,11 @@ def errors_vs_shift(shifts, curves: dict[str, np.ndarray], marks: dict[str, floa
             ax.plot(shifts, y, color=color, lw=1.8, label=label)
         for (label, value), style in zip((marks or {}).items(), ("--", ":", "-.")):
             ax.axvline(value, color="k", ls=style, lw=1, label=label)
-        ax.set_yscale("symlog", linthresh=1)  # shows zero errors
-        ax.set_ylim(bottom=0)
+        if min(float(np.min(y)) for y in data.values()) > 0:
+            _log_y(ax)
+        else:  # zero errors cannot be shown on a log scale
+            ax.set_yscale("symlog", linthresh=1)
+            ax.set_ylim(bottom=0)
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)

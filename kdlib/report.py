@@ -76,7 +76,11 @@ def load_or_run(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, 
 
 def load_available(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
                    results_dir=None) -> list[RunResult]:
-    """The runs of an experiment whose artifacts exist and are valid; never trains."""
+    """The runs of an experiment whose artifacts exist and are valid; never trains.
+
+    A stale or corrupt artifact counts as missing (the reason goes to the ``kdlib`` logger at
+    INFO level, so that it does not land on a notebook's stderr).
+    """
     results_dir = resolve_results_dir(results_dir)
     out = []
     for cfg in configs_for(experiment, profile, seeds):
@@ -84,7 +88,7 @@ def load_available(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
             try:
                 out.append(load_artifact(cfg, results_dir))
             except ArtifactError as e:
-                log.warning("%s", e)
+                log.info("%s", e)
     return out
 
 
@@ -208,7 +212,7 @@ def shifted_errors(logits, labels, classes, shift: float, of_class: int | None =
     return int(sum(per_class)), (None if of_class is None else int(per_class[of_class]))
 
 
-def test_set_shift(logits, labels, classes, shifts) -> float:
+def shift_tuned_on_test_set(logits, labels, classes, shifts) -> float:
     """The paper's protocol: the shift with the fewest errors *on the test set itself*."""
     return best_bias_shift(logits, labels, classes, shifts)[0]
 
@@ -259,7 +263,7 @@ def shift_study(run: RunResult, test_labels, train_labels, classes, shifts,
     out = {"seed": seed_of(run), "errors": shifted_errors(logits, test_labels, classes, 0.0, of_class)}
     if paper_shift is not None:
         out["paper_shifted"] = shifted_errors(logits, test_labels, classes, paper_shift, of_class)
-    s_test = test_set_shift(logits, test_labels, classes, shifts)
+    s_test = shift_tuned_on_test_set(logits, test_labels, classes, shifts)
     out["test_shift"] = s_test
     out["test_shifted"] = shifted_errors(logits, test_labels, classes, s_test, of_class)
     train_logits = run.train_logits()
@@ -305,8 +309,9 @@ def _count_row(claim, paper, ours, scale=1.0, decimals=1):
     if not ours:
         return {"claim": claim, "paper": f"{paper:g}", "ours": "missing", "replicated": "not run"}
     ok, _ = counts_agree([v * scale for v in ours], paper * scale)
+    verdict = "yes" if ok else ("no (ours lower)" if np.mean(ours) < paper else "no (ours higher)")
     return {"claim": claim, "paper": f"{paper:g}", "ours": format_mean_sd(ours, decimals),
-            "replicated": _verdict(ok)}
+            "replicated": verdict}
 
 
 def claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
