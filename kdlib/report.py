@@ -451,3 +451,37 @@ def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS
 
 def total_compute_hours(rows: list[dict]) -> float:
     return round(sum(r["wall_time_s"] for r in rows) / 3600, 2)
+
+
+# ----------------------------------------------------------------------------- README
+README_START, README_END = "<!-- results-table:start -->", "<!-- results-table:end -->"
+
+
+def update_readme(readme="README.md", results_dir=None, profile: str = "full") -> str:
+    """Rewrite the README's results table (between its markers) from the artifacts."""
+    from .io import atomic_write_bytes
+    path = Path(readme)
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{path}: no {README_START} ... {README_END} markers")
+    rows = claims_table(results_dir, profile)
+    runs = provenance_rows(results_dir, profile)
+    seeds = sorted({r["seed"] for r in runs})
+    table = (f"Generated from `results/{profile}/` by `python -m kdlib.report --readme` "
+             f"({len(runs)} runs, seeds {', '.join(map(str, seeds))}, "
+             f"{total_compute_hours(runs)} h of compute; where only one seed exists the "
+             "spread is not yet measured). Details, figures and the verdict rules: "
+             "`notebooks/05_results.ipynb`.\n\n" + claims_markdown(rows))
+    head, rest = text.split(README_START, 1)
+    new = head + README_START + "\n" + table + "\n" + README_END + rest.split(README_END, 1)[1]
+    atomic_write_bytes(path, new.encode())
+    return table
+
+
+if __name__ == "__main__":
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m kdlib.report")
+    parser.add_argument("--readme", default="README.md", help="README to update")
+    parser.add_argument("--profile", default="full")
+    args = parser.parse_args()
+    print(update_readme(args.readme, profile=args.profile))
