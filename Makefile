@@ -23,7 +23,7 @@ $(STAMP): requirements.txt pyproject.toml
 ## make test: unit tests, nbval on the committed notebooks, papermill smoke runs, book build
 test: venv
 	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q --nbval --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+	$(PY) -m pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --builder html --path-output _build/test >/dev/null
 
 ## make book: the HTML book from the committed notebook outputs (nothing is trained)
