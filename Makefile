@@ -45,12 +45,13 @@ bench: venv
 full-runs: venv
 	$(PY) -m kdlib all --profile $(PROFILE) --device $(DEVICE)
 
-## make reproduce PROFILE=full DEVICE=cuda: rerun every notebook with papermill, refresh outputs
+## make reproduce PROFILE=full DEVICE=cuda [SEEDS=0,1,2] [FORCE=1]: rerun every notebook with papermill
 reproduce: venv
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb"; \
 	  $(VENV)/bin/papermill --cwd notebooks $$nb $$nb.tmp -p profile $(PROFILE) -p device $(DEVICE) \
-	    $(if $(FORCE),-p force True,) -k python3 && mv $$nb.tmp $$nb || exit 1; \
+	    $(if $(FORCE),-p force True,) $(if $(SEEDS),-y "seeds: [$(SEEDS)]",) -k python3 \
+	    && mv $$nb.tmp $$nb || exit 1; \
 	done
 
 clean:
