@@ -13,10 +13,7 @@ stacked model (``kdlib.train``), finished members are never retrained.
 """
 from __future__ import annotations
 
-import itertools
-import sys
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
