@@ -253,11 +253,16 @@ def assert_same_artifacts(a: Path, b: Path, expect: int) -> None:
             assert x == y, rel
 
 
-def test_finished_members_of_a_stack_are_not_retrained(subset, tmp_path, monkeypatch):
-    data, _ = subset
+@pytest.fixture
+def tiny_smoke(monkeypatch):
+    """The smoke profile shrunk further: a 1-layer teacher, N_TRAIN images, 2 epochs."""
     monkeypatch.setattr(ex, "TEACHER", replace(ex.TEACHER, widths=(32,)))
     monkeypatch.setattr(ex, "SMOKE_TRAIN", N_TRAIN)
     monkeypatch.setattr(ex, "SMOKE_EPOCHS", 2)
+
+
+def test_finished_members_of_a_stack_are_not_retrained(subset, tmp_path, tiny_smoke):
+    data, _ = subset
     configs = [c for c in ex.configs_for("temperature", "smoke", [0]) if c.spec.widths == (30, 30)]
     first = ex.run_configs(configs, results_dir=tmp_path, data=data, progress=False,
                            log=lambda message: None)
@@ -272,11 +277,8 @@ def test_finished_members_of_a_stack_are_not_retrained(subset, tmp_path, monkeyp
     assert np.allclose(again[1].logits(), first[1].logits(), rtol=0, atol=1e-4)
 
 
-def test_reruns_with_the_same_seed_are_bit_identical(subset, tmp_path, monkeypatch):
+def test_reruns_with_the_same_seed_are_bit_identical(subset, tmp_path, tiny_smoke):
     data, _ = subset
-    monkeypatch.setattr(ex, "TEACHER", replace(ex.TEACHER, widths=(32,)))
-    monkeypatch.setattr(ex, "SMOKE_TRAIN", N_TRAIN)
-    monkeypatch.setattr(ex, "SMOKE_EPOCHS", 2)
     configs = [c for c in ex.configs_for("temperature", "smoke", [0]) if c.spec.widths == (30, 30)]
     configs += ex.configs_for("hard_weight", "smoke", [0])
     configs = [replace(c, spec=replace(c.spec, widths=(40, 40))) if c.experiment == "hard_weight"
