@@ -41,8 +41,10 @@ test-browser: book
 bench: venv
 	$(PY) benchmarks/bench.py --out benchmarks/out/bench-$$(hostname)-$(DEVICE).json --device $(DEVICE)
 
-## make full-runs: every experiment of the full profile through the CLI (resumable)
+## make full-runs: every experiment of the full profile through the CLI (resumable); first the
+## validation-split sweep that chose the distillation recipe's hard-label weight
 full-runs: venv
+	$(PY) -m kdlib hard_weight --validation --seed 0 --profile $(PROFILE) --device $(DEVICE)
 	$(PY) -m kdlib all --profile $(PROFILE) --device $(DEVICE)
 
 ## make reproduce PROFILE=full DEVICE=cuda [SEEDS=0,1,2] [FORCE=1]: rerun every notebook with papermill

@@ -49,6 +49,11 @@ DISTILL_TEMPERATURE, SOFT_WEIGHT, HARD_WEIGHT = 20.0, 1.0, 0.1
 #: omitted-3 transfer set).
 DISTILL_WARMUP_EPOCHS = 2
 SWEEP_EPOCHS = 20
+#: The temperature x capacity sweep keeps the a-priori hard weight 0.1 (it studies T, and it
+#: ran before the hard weight was chosen on the validation split).
+SWEEP_HARD_WEIGHT = 0.1
+#: A longer teacher (seed 0 only) and a student distilled from it: what more compute buys.
+TEACHER_BUDGET_EPOCHS = 180
 #: Smoke profile: same code paths and test set, a 10,000-image training subset, 3 epochs.
 SMOKE_TRAIN, SMOKE_EPOCHS = 10000, 3
 
@@ -56,6 +61,8 @@ SMOKE_TRAIN, SMOKE_EPOCHS = 10000, 3
 #: TrainSpec fields added after the first artifacts; at their default they are left out of
 #: the config (and its hash), so adding an option does not invalidate finished runs.
 ADDED_SPEC_FIELDS = {"warmup_epochs": 0}
+#: The same for RunConfig fields.
+ADDED_RUN_FIELDS = {"teacher_epochs": None}
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class RunConfig:
     validation: bool = False       # train on the first 50,000, test on the last 10,000
     store_weights: bool = False
     logits_dtype: str = "float32"
+    teacher_epochs: int | None = None  # None: the TEACHER recipe's budget
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -80,6 +88,9 @@ class RunConfig:
         for name, default in ADDED_SPEC_FIELDS.items():  # keep older artifacts' hashes valid
             if d["spec"][name] == default:
                 del d["spec"][name]
+        for name, default in ADDED_RUN_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     @property
@@ -88,8 +99,8 @@ class RunConfig:
 
     def group_key(self):
         """Runs that can be trained together as one stacked model."""
-        return (self.spec, self.transfer, self.teacher_seed, self.train_size, self.validation,
-                self.profile)
+        return (self.spec, self.transfer, self.teacher_seed, self.teacher_epochs, self.train_size,
+                self.validation, self.profile)
 
 
 def _profile_spec(spec: TrainSpec, profile: str, epochs: int | None = None) -> TrainSpec:
@@ -106,10 +117,15 @@ def _common(profile, validation):
                 train_size=SMOKE_TRAIN if profile == "smoke" else None)
 
 
-def teacher_configs(profile, seeds, validation=False):
-    return [RunConfig("teacher", f"teacher-s{s}", spec=_profile_spec(TEACHER, profile),
-                      member=Member(seed=s), store_weights=True, **_common(profile, validation))
-            for s in seeds]
+def teacher_configs(profile, seeds, validation=False, epochs=None):
+    """The dropout + jitter teacher; ``epochs`` other than the recipe's gives a budget run."""
+    if epochs is None or epochs == TEACHER.epochs:
+        return [RunConfig("teacher", f"teacher-s{s}", spec=_profile_spec(TEACHER, profile),
+                          member=Member(seed=s), store_weights=True, **_common(profile, validation))
+                for s in seeds]
+    return [RunConfig("teacher_budget", f"teacher-e{epochs}-s{s}",
+                      spec=replace(_profile_spec(TEACHER, profile), epochs=epochs), member=Member(seed=s),
+                      store_weights=True, **_common(profile, validation)) for s in seeds]
 
 
 def student_configs(profile, seeds, validation=False):
@@ -119,14 +135,15 @@ def student_configs(profile, seeds, validation=False):
 
 def _distilled(experiment, name, profile, seed, validation, *, teacher_seed=None, width=800,
                temperature=DISTILL_TEMPERATURE, hard_weight=HARD_WEIGHT, transfer="all",
-               epochs=None, logits_dtype="float32"):
+               epochs=None, logits_dtype="float32", teacher_epochs=None):
     spec = _profile_spec(replace(STUDENT, widths=(width, width), warmup_epochs=DISTILL_WARMUP_EPOCHS),
                          profile, epochs)
     return RunConfig(experiment, name, spec=spec,
                      member=Member(seed=seed, temperature=temperature, soft_weight=SOFT_WEIGHT,
                                    hard_weight=hard_weight),
                      transfer=transfer, teacher_seed=seed if teacher_seed is None else teacher_seed,
-                     logits_dtype=logits_dtype, **_common(profile, validation))
+                     logits_dtype=logits_dtype, teacher_epochs=teacher_epochs,
+                     **_common(profile, validation))
 
 
 def distilled_configs(profile, seeds, validation=False):
@@ -142,16 +159,29 @@ def temperature_configs(profile, seeds, validation=False):
     widths = SWEEP_WIDTHS if profile == "full" else (300, 30)
     temps = TEMPERATURES if profile == "full" else (1.0, 4.0, 20.0)
     return [_distilled("temperature", f"w{w}-T{t:g}-s{s}", profile, s, validation, teacher_seed=0,
-                       width=w, temperature=t, epochs=SWEEP_EPOCHS, logits_dtype="float16")
+                       width=w, temperature=t, hard_weight=SWEEP_HARD_WEIGHT,
+                       epochs=SWEEP_EPOCHS, logits_dtype="float16")
             for w in widths for t in temps for s in (seeds[:1] if w == 800 else seeds)]
 
 
 def hard_weight_configs(profile, seeds, validation=False):
-    """Weight of the hard-label term at T=20, 2x800, teacher seed 0, first seed only."""
+    """Weight of the hard-label term at T=20, 2x800, teacher seed 0, every seed.
+
+    With ``validation`` (the first seed only) this is the sweep that chooses ``HARD_WEIGHT``.
+    """
     weights = HARD_WEIGHTS if profile == "full" else (0.0, 1.0)
     return [_distilled("hard_weight", f"hw{h:g}-s{s}", profile, s, validation, teacher_seed=0,
                        hard_weight=h, epochs=SWEEP_EPOCHS, logits_dtype="float16")
-            for h in weights for s in seeds[:1]]
+            for h in weights for s in (seeds[:1] if validation else seeds)]
+
+
+def teacher_budget_configs(profile, seeds, validation=False):
+    """A teacher trained 3x longer (first seed) and the T=20 student distilled from it."""
+    epochs = TEACHER_BUDGET_EPOCHS if profile == "full" else 2 * SMOKE_EPOCHS
+    s = seeds[0]
+    return teacher_configs(profile, [s], validation, epochs) + [
+        _distilled("teacher_budget", f"distilled-T20-e{epochs}-s{s}", profile, s, validation,
+                   teacher_epochs=epochs)]
 
 
 def omit3_configs(profile, seeds, validation=False):
@@ -174,6 +204,7 @@ EXPERIMENTS: dict[str, Callable] = {
     "hard_weight": hard_weight_configs,
     "omit3": omit3_configs,
     "only78": only78_configs,
+    "teacher_budget": teacher_budget_configs,
 }
 
 
@@ -305,7 +336,7 @@ def load_teacher(cfg_teacher: RunConfig, results_dir, device) -> MLP:
 
 
 def _teacher_config_of(cfg: RunConfig) -> RunConfig:
-    return teacher_configs(cfg.profile, [cfg.teacher_seed], cfg.validation)[0]
+    return teacher_configs(cfg.profile, [cfg.teacher_seed], cfg.validation, cfg.teacher_epochs)[0]
 
 
 def run_configs(configs: list[RunConfig], *, device="cpu", results_dir="results",

@@ -172,11 +172,22 @@ def errors_vs_temperature(grid: dict[int, dict[float, list[int]]],
     return fig
 
 
-def errors_vs_hard_weight(weights, errors, reference: dict[str, float] | None = None) -> Figure:
-    """Test errors against the weight of the hard-label term (soft weight 1, T = 20)."""
+def errors_vs_hard_weight(grid: dict[float, list[int]], reference: dict[str, float] | None = None,
+                          validation: dict[float, list[int]] | None = None) -> Figure:
+    """Errors against the weight of the hard-label term (soft weight 1, T = 20): test errors
+    (seed mean, error bars sd over seeds) and optionally the validation split's errors."""
     fig = _figure()
     ax = fig.subplots()
-    ax.plot(weights, errors, "o-", color=CYCLE[0], lw=2, label="distilled 2x800")
+    weights = sorted(grid)
+    means = [float(np.mean(grid[w])) for w in weights]
+    sds = [float(np.std(grid[w], ddof=1)) if len(grid[w]) > 1 else 0.0 for w in weights]
+    seeds = min(len(e) for e in grid.values())
+    ax.errorbar(weights, means, yerr=sds, fmt="o-", color=CYCLE[0], lw=2, capsize=3,
+                label=f"distilled 2x800, test set ({seeds} seed{'s' if seeds > 1 else ''})")
+    if validation:
+        vw = sorted(validation)
+        ax.plot(vw, [float(np.mean(validation[w])) for w in vw], "s--", color=CYCLE[3], lw=1.5,
+                label="validation split (last 10,000 training images)")
     for (label, value), color in zip((reference or {}).items(), CYCLE[1:]):
         ax.axhline(value, ls="--", color=color, label=label)
     ax.set_xscale("symlog", linthresh=0.01)

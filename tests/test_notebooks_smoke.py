@@ -112,6 +112,11 @@ def test_teacher_and_students(executed):
                                       "not significantly different from the baseline in every seed")
     assert 0 <= g["shared_errors"] <= min(g["distilled_errors_s0"], g["teacher_errors_s0"])
     assert g["teacher_epochs"] == 3
+    # the teacher-budget section: a smoke teacher of twice the epochs and its student
+    assert g["budget_epochs"] == 6 and g["budget_seed"] == 0
+    assert g["budget_short_teacher_errors"] == g["teacher_errors_s0"]
+    assert 0 < g["budget_teacher_errors"] < 1500 and 0 < g["budget_distilled_errors"] < 1500
+    assert 0 <= g["budget_teacher_train_errors"] <= 10000
 
 
 def test_temperature_and_capacity(executed):
@@ -123,6 +128,7 @@ def test_temperature_and_capacity(executed):
     assert g["best_hard_weight"] in ("0", "1")
     assert g["hard_weight_verdict"] == ("replicated" if g["best_hard_weight"] == "0"
                                         else "not replicated")
+    assert g["validation_hard_weight"] == "not run in this profile"  # never trained by a notebook
 
 
 def test_omitted_digits(executed):

@@ -5,6 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from pathlib import Path
+
+from kdlib import report
+from kdlib.experiments import (EXPERIMENTS, HARD_WEIGHT, HARD_WEIGHTS, RunResult, artifact_path,
+                               configs_for, load_artifact)
 from kdlib.report import (best_temperature, contrasting_examples, counts_agree, flat_above,
                           gap_recovered, markdown_table, prior_matching_shift, default_results_dir)
 
@@ -75,3 +80,41 @@ def test_contrasting_examples():
 
 def test_markdown_table():
     assert markdown_table(["a", "b"], [[1, "x"], [2, "y"]]) == "| a | b |\n|---|---|\n| 1 | x |\n| 2 | y |"
+
+
+def _run(hard_weight, seed, errors):
+    config = {"member": {"hard_weight": hard_weight, "seed": seed}}
+    return RunResult(config, {"test_errors": errors}, {}, Path("unused.json"))
+
+
+def test_best_hard_weight_uses_seed_means_and_the_lowest_among_ties():
+    runs = [_run(0.1, 0, 120), _run(0.1, 1, 100), _run(1.0, 0, 105), _run(1.0, 1, 117),
+            _run(0.3, 0, 110), _run(0.3, 1, 110)]
+    assert report.hard_weight_grid(runs) == {0.1: [120, 100], 0.3: [110, 110], 1.0: [105, 117]}
+    assert report.best_hard_weight(runs) == (0.1, 110.0)  # ties 0.3 at 110: the lower weight
+    with pytest.raises(ValueError, match="no hard-weight runs"):
+        report.best_hard_weight([])
+
+
+RESULTS = report.default_results_dir()
+COMMITTED = sorted(p for p in RESULTS.glob("*/*/*.json") if p.parent.parent.name != "checkpoints")
+
+
+def test_every_committed_artifact_matches_a_current_config():
+    """A recipe change that would orphan committed runs (their config hash) fails here."""
+    assert len(COMMITTED) > 30
+    configs = {}
+    for profile_dir in {p.parent.parent for p in COMMITTED}:
+        profile, _, validation = profile_dir.name.partition("-")
+        for experiment in EXPERIMENTS:
+            for cfg in configs_for(experiment, profile, range(10), validation == "validation"):
+                configs[artifact_path(cfg, RESULTS)] = cfg
+    for path in COMMITTED:
+        assert path in configs, f"{path}: no current config makes this artifact"
+        load_artifact(configs[path], RESULTS)  # raises on a hash mismatch
+
+
+def test_distillation_hard_weight_is_the_validation_choice():
+    validation = report.validation_hard_weight_sweep(RESULTS, "full")
+    assert len(validation) == len(HARD_WEIGHTS)
+    assert report.best_hard_weight(validation)[0] == HARD_WEIGHT
