@@ -152,16 +152,13 @@ def distilled_configs(profile, seeds, validation=False):
 
 
 def temperature_configs(profile, seeds, validation=False):
-    """Widths 800/300/30 over the T grid, all from teacher seed 0 (Section 3).
-
-    The 2x800 row, the costliest, uses the first seed only; 300 and 30 use every seed.
-    """
+    """Widths 800/300/30 over the T grid, every seed, all from teacher seed 0 (Section 3)."""
     widths = SWEEP_WIDTHS if profile == "full" else (300, 30)
     temps = TEMPERATURES if profile == "full" else (1.0, 4.0, 20.0)
     return [_distilled("temperature", f"w{w}-T{t:g}-s{s}", profile, s, validation, teacher_seed=0,
                        width=w, temperature=t, hard_weight=SWEEP_HARD_WEIGHT,
                        epochs=SWEEP_EPOCHS, logits_dtype="float16")
-            for w in widths for t in temps for s in (seeds[:1] if w == 800 else seeds)]
+            for w in widths for t in temps for s in seeds]
 
 
 def hard_weight_configs(profile, seeds, validation=False):
