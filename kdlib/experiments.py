@@ -434,18 +434,23 @@ def protocol_choices() -> list[tuple[str, str, str]]:
          f"dropout {t.input_dropout:g} input / {t.hidden_dropout:g} hidden, max-norm {t.max_norm:g}, "
          f"jitter up to {t.jitter} px", "the recipe the paper cites (Hinton et al. 2012)"),
         ("Teacher budget", f"{t.epochs} epochs",
-         "what 2 CPU cores allow per seed; the error curve shows what more would buy"),
+         f"what 2 CPU cores allow per seed; one {TEACHER_BUDGET_EPOCHS}-epoch teacher (seed 0) "
+         "measures what more would buy"),
         ("Student budget", f"{s.epochs} epochs; sweeps {SWEEP_EPOCHS}",
          "the hard-target baseline has fit its training set (loss ~1e-4) well before"),
         ("Distillation loss", f"soft weight {SOFT_WEIGHT:g} x T^2, hard weight {HARD_WEIGHT:g}, "
-         f"T = {DISTILL_TEMPERATURE:g}", "Section 2: a considerably lower weight on the hard term"),
+         f"T = {DISTILL_TEMPERATURE:g}",
+         f"T from Section 3; the hard weight chosen on the validation split among "
+         f"{', '.join(f'{w:g}' for w in HARD_WEIGHTS)} (seed 0, {SWEEP_EPOCHS} epochs); the "
+         f"temperature sweep keeps the a-priori {SWEEP_HARD_WEIGHT:g}"),
         ("Distillation warm-up", f"linear learning-rate warm-up over {DISTILL_WARMUP_EPOCHS} epochs",
          "without it a 2x800 student at T = 20 collapsed to one class in its first epoch"),
         ("Transfer set", "the 60,000 training images, no jitter, teacher logits computed once",
          "Section 3: the transfer set has no translations"),
         ("Initialisation", "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) per member seed",
          "PyTorch's nn.Linear default; the paper does not say"),
-        ("Tuning", "nothing tuned on the test set; `--validation` trains on the first 50,000 "
-         "training images and reports on the last 10,000",
-         "the recipe above was fixed a priori; short probes (8 epochs) only checked that the training loss did not diverge"),
+        ("Tuning", "nothing tuned on the test set; the validation split (`--validation`) trains "
+         "teacher and students on the first 50,000 training images and counts errors on the "
+         "last 10,000", "the hard-label weight was tuned there; the rest of the recipe was "
+         "fixed a priori (short probes only checked that the training loss did not diverge)"),
     ]
