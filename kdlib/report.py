@@ -422,7 +422,7 @@ def _hard_weight_rows(sweep: list[RunResult], validation: list[RunResult] = ()) 
         return [{"claim": claim, "paper": "lower", "ours": "missing", "replicated": "not run"}]
     weight, _ = best_hard_weight(sweep)
     errors = hard_weight_grid(sweep)[weight]
-    ours = f"best weight {weight:g} ({format_mean_sd(errors)} errors)"
+    ours = f"best weight {weight:g} ({format_mean_sd(errors, count=False)} errors)"
     if len(hard_weight_grid(validation)) >= 2:
         ours += f"; on the validation split {best_hard_weight(validation)[0]:g}"
     return [{"claim": claim, "paper": "lower", "ours": ours, "replicated": _verdict(weight < 1.0)}]
