@@ -521,7 +521,8 @@ def update_readme(readme="README.md", results_dir=None, profile: str = "full") -
 if __name__ == "__main__":
     import argparse
     parser = argparse.ArgumentParser(prog="python -m kdlib.report")
-    parser.add_argument("--readme", default="README.md", help="README to update")
+    parser.add_argument("--readme", nargs="?", const="README.md", default="README.md",
+                        help="README to update (default README.md)")
     parser.add_argument("--profile", default="full")
     args = parser.parse_args()
     print(update_readme(args.readme, profile=args.profile))
