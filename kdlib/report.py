@@ -191,11 +191,18 @@ def flat_above(errors_by_temperature: dict[float, list[int]],
             "spread": round(hi - lo, 1), "two_sigma": round(two_sigma, 1)}
 
 
+def _fewest_mean_errors(errors_by_setting: dict[float, list[int]]) -> tuple[float, float]:
+    """The setting with the fewest seed-mean errors (the lowest among ties), its mean."""
+    if not errors_by_setting:
+        raise ValueError("no runs to choose from")
+    means = {k: float(np.mean(e)) for k, e in errors_by_setting.items()}
+    best = min(means, key=lambda k: (means[k], k))
+    return best, round(means[best], 1)
+
+
 def best_temperature(errors_by_temperature: dict[float, list[int]]) -> tuple[float, float]:
     """The temperature with the fewest seed-mean errors (the lowest T among ties), its mean."""
-    means = {t: float(np.mean(e)) for t, e in errors_by_temperature.items()}
-    best = min(means, key=lambda t: (means[t], t))
-    return best, round(means[best], 1)
+    return _fewest_mean_errors(errors_by_temperature)
 
 
 def hard_weight_grid(runs: list[RunResult]) -> dict[float, list[int]]:
@@ -208,24 +215,15 @@ def hard_weight_grid(runs: list[RunResult]) -> dict[float, list[int]]:
 
 def best_hard_weight(runs: list[RunResult]) -> tuple[float, float]:
     """The hard-label weight with the fewest seed-mean errors (the lowest among ties), its mean."""
-    means = {w: float(np.mean(e)) for w, e in hard_weight_grid(runs).items()}
-    if not means:
+    if not runs:
         raise ValueError("no hard-weight runs")
-    best = min(means, key=lambda w: (means[w], w))
-    return best, round(means[best], 1)
+    return _fewest_mean_errors(hard_weight_grid(runs))
 
 
 def validation_hard_weight_sweep(results_dir=None, profile: str = "full") -> list[RunResult]:
     """The hard-weight sweep on the validation split (train on 50,000, count errors on the
     last 10,000 training images) that chose ``kdlib.experiments.HARD_WEIGHT``; never trains."""
-    results_dir = resolve_results_dir(results_dir)
-    out = []
-    for cfg in configs_for("hard_weight", profile, DEFAULT_SEEDS[:1], validation=True):
-        try:
-            out.append(load_artifact(cfg, results_dir))
-        except ArtifactError as e:
-            log.info("%s", e)
-    return out
+    return load_available("hard_weight", profile, DEFAULT_SEEDS[:1], results_dir, validation=True)
 
 
 # ----------------------------------------------------------------------------- bias shifts
@@ -418,10 +416,11 @@ def _temperature_rows(sweep: list[RunResult]) -> list[dict]:
 
 def _hard_weight_rows(sweep: list[RunResult], validation: list[RunResult] = ()) -> list[dict]:
     claim = "A hard-label weight below the soft term's (1) works best"
-    if len(hard_weight_grid(sweep)) < 2:
+    grid = hard_weight_grid(sweep)
+    if len(grid) < 2:
         return [{"claim": claim, "paper": "lower", "ours": "missing", "replicated": "not run"}]
-    weight, _ = best_hard_weight(sweep)
-    errors = hard_weight_grid(sweep)[weight]
+    weight, _ = _fewest_mean_errors(grid)
+    errors = grid[weight]
     ours = f"best weight {weight:g} ({format_mean_sd(errors, count=False)} errors)"
     if len(hard_weight_grid(validation)) >= 2:
         ours += f"; on the validation split {best_hard_weight(validation)[0]:g}"
