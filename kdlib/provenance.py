@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import platform
 import subprocess
 from pathlib import Path
@@ -21,6 +22,20 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (sha or "unknown") + ("+dirty" if sha and dirty else "")
+
+
+LOCK_FILE = "requirements-lock.txt"
+
+
+def lock_sha256(root: Path | None = None) -> str:
+    """The first 16 hex characters of the SHA-256 of the whole lock file (``make lock``) in the
+    repository root, header included (``sha256sum requirements-lock.txt | cut -c1-16``), or
+    "none" when there is no lock file."""
+    root = Path(__file__).resolve().parent.parent if root is None else Path(root)
+    try:
+        return hashlib.sha256((root / LOCK_FILE).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "none"
 
 
 def device_name(device: torch.device) -> str:
@@ -43,6 +58,7 @@ def provenance(device: torch.device, seed: int) -> dict:
         "git_commit": git_commit(),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
+        "lock_sha256": lock_sha256(),
         "device": str(device),
         "device_name": device_name(device),
         "seed": seed,
