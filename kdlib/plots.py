@@ -111,20 +111,29 @@ def error_curves(curves: dict[str, list[np.ndarray]], paper: dict[str, float] | 
 
 
 def confusion_matrices(matrices: dict[str, np.ndarray]) -> Figure:
-    """Off-diagonal confusion counts (true digit by row, predicted by column), one panel each."""
-    fig = _figure(3.4 * len(matrices), 3.6)
-    axes = fig.subplots(1, len(matrices), squeeze=False)[0]
-    vmax = max(int((np.asarray(m) * (1 - np.eye(len(m), dtype=int))).max()) for m in matrices.values())
-    for ax, (title, m) in zip(axes, matrices.items()):
-        off = np.asarray(m) * (1 - np.eye(len(m), dtype=int))
-        ax.imshow(off, cmap="Reds", vmin=0, vmax=max(vmax, 1))
+    """Off-diagonal confusion counts (true digit by row, predicted by column), two panels a
+    row, every non-zero count written in its cell, one shared colour scale."""
+    columns = min(2, len(matrices))
+    rows = -(-len(matrices) // columns)
+    fig = _figure(4.3 * columns + 0.9, 4.1 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    offs = {t: np.asarray(m) * (1 - np.eye(len(m), dtype=int)) for t, m in matrices.items()}
+    vmax = max(1, max(int(o.max()) for o in offs.values()))
+    image = None
+    for ax, (title, off) in zip(axes, offs.items()):
+        image = ax.imshow(off, cmap="Reds", vmin=0, vmax=vmax)
         for i, j in zip(*np.nonzero(off)):
-            ax.text(j, i, str(off[i, j]), ha="center", va="center", fontsize=6)
+            ax.text(j, i, str(off[i, j]), ha="center", va="center", fontsize=10,
+                    color="white" if off[i, j] > 0.6 * vmax else "black")
         ax.set_title(f"{title}: {int(off.sum())} errors")
-        ax.set_xticks(range(len(m)))
-        ax.set_yticks(range(len(m)))
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
+        ax.set_xticks(range(len(off)))
+        ax.set_yticks(range(len(off)))
+        ax.set_xlabel("predicted digit")
+        ax.set_ylabel("true digit")
+    for ax in axes[len(offs):]:
+        ax.axis("off")
+    fig.colorbar(image, ax=list(axes[:len(offs)]), shrink=0.7,
+                 label="test digits of the row's class taken for the column's")
     return fig
 
 
@@ -146,29 +155,32 @@ def digit_grid(rows: list[tuple[str, np.ndarray, list[str]]], columns: int = 12)
 
 
 def errors_vs_temperature(grid: dict[int, dict[float, list[int]]],
-                          highlight: dict[int, tuple[float, float]] | None = None) -> Figure:
-    """Test errors against T, one line per hidden width, seed mean ± sd as error bars."""
-    fig = _figure(7.0, 4.2)
-    ax = fig.subplots()
-    for (width, by_t), color in zip(grid.items(), CYCLE):
+                          highlight: dict[int, tuple] | None = None) -> Figure:
+    """Test errors against T, one panel (with its own y axis) per hidden width, seed mean with
+    sd over seeds as error bars; ``highlight`` shades a range of T in a width's panel:
+    {width: (low T, high T)} or {width: (low T, high T, legend label)}."""
+    fig = _figure(3.3 * len(grid) + 0.4, 3.6)
+    axes = fig.subplots(1, len(grid), squeeze=False, sharex=True)[0]
+    all_t = sorted({t for by_t in grid.values() for t in by_t})
+    for ax, (width, by_t), color in zip(axes, grid.items(), CYCLE):
         temps = sorted(by_t)
         means = np.array([np.mean(by_t[t]) for t in temps])
         sds = np.array([np.std(by_t[t], ddof=1) if len(by_t[t]) > 1 else 0.0 for t in temps])
         seeds = min(len(v) for v in by_t.values())
-        ax.errorbar(temps, means, yerr=sds, color=color, marker="o", capsize=3, lw=2,
-                    label=f"2x{width} ({seeds} seed{'s' if seeds > 1 else ''})")
+        ax.errorbar(temps, means, yerr=sds, color=color, marker="o", capsize=3, lw=2)
         if highlight and width in highlight:
-            lo, hi = highlight[width]
-            ax.axvspan(lo, hi, color=color, alpha=0.1)
-    ax.set_xscale("log")
-    all_t = sorted({t for by_t in grid.values() for t in by_t})
-    ax.set_xticks(all_t)
-    ax.set_xticklabels([f"{t:g}" for t in all_t])
-    ax.minorticks_off()
-    ax.set_xlabel("distillation temperature T")
-    ax.set_ylabel("test errors (of 10,000)")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+            lo, hi, *label = highlight[width]
+            ax.axvspan(lo, hi, color=color, alpha=0.12,
+                       label=label[0] if label else f"T = {lo:g} to {hi:g}")
+            ax.legend(fontsize=8, loc="upper center")
+        ax.set_title(f"2x{width} student ({seeds} seed{'s' if seeds > 1 else ''})")
+        ax.set_xscale("log")
+        ax.set_xticks(all_t)
+        ax.set_xticklabels([f"{t:g}" for t in all_t], fontsize=8)
+        ax.minorticks_off()
+        ax.set_xlabel("temperature T")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("test errors (of 10,000)")
     return fig
 
 
@@ -202,19 +214,27 @@ def errors_vs_hard_weight(grid: dict[float, list[int]], reference: dict[str, flo
 
 def errors_vs_shift(shifts, curves: dict[str, np.ndarray], marks: dict[str, float] | None = None,
                     class_curves: dict[str, np.ndarray] | None = None,
-                    class_label: str = "") -> Figure:
+                    class_label: str = "", total: int | None = None) -> Figure:
     """Test errors against the bias shift of the chosen classes (one line per seed), with the
-    shifts chosen by each protocol marked; optionally the errors on one class below."""
+    shifts chosen by each protocol marked; optionally the errors on one class below.
+
+    With ``total`` (the number of test digits) the top panel shows the test error in percent
+    of ``total`` on a linear axis instead of counts on a log axis."""
     panels = 2 if class_curves else 1
     fig = _figure(7.0, 3.0 * panels + 0.6)
     axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
-    for ax, data, ylabel in zip(axes, (curves, class_curves or {}),
-                                ("test errors (all digits)", f"test errors on {class_label}")):
+    top = "test error (% of all digits)" if total else "test errors (all digits)"
+    for n, (ax, data, ylabel) in enumerate(zip(axes, (curves, class_curves or {}),
+                                               (top, f"test errors on {class_label}"))):
+        percent = bool(total) and n == 0
         for (label, y), color in zip(data.items(), CYCLE):
+            y = 100.0 * np.asarray(y, dtype=np.float64) / total if percent else y
             ax.plot(shifts, y, color=color, lw=1.8, label=label)
         for (label, value), style in zip((marks or {}).items(), ("--", ":", "-.")):
             ax.axvline(value, color="k", ls=style, lw=1, label=label)
-        if min(float(np.min(y)) for y in data.values()) > 0:
+        if percent:
+            ax.set_ylim(bottom=0)
+        elif min(float(np.min(y)) for y in data.values()) > 0:
             _log_y(ax)
         else:  # zero errors cannot be shown on a log scale
             ax.set_yscale("symlog", linthresh=1)
@@ -222,5 +242,5 @@ def errors_vs_shift(shifts, curves: dict[str, np.ndarray], marks: dict[str, floa
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    axes[-1].set_xlabel("bias shift")
+    axes[-1].set_xlabel("bias shift (added to the logits of the shifted classes)")
     return fig

@@ -6,9 +6,13 @@ results notebook that tabulates all of them cannot disagree.
 """
 from __future__ import annotations
 
+import csv
 import logging
 import math
+import os
+import re
 import warnings
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -96,19 +100,38 @@ def seed_of(run: RunResult) -> int:
     return int(run.config["member"]["seed"])
 
 
+def short_commit(commit) -> str:
+    """A git commit as a reader wants it: 7 hex digits, "+local changes" for a dirty tree."""
+    text = str(commit)
+    sha, dirty = text.removesuffix("+dirty"), text.endswith("+dirty")
+    short = sha[:7] if len(sha) >= 7 and all(c in "0123456789abcdef" for c in sha) else sha
+    return short + (" (with local changes)" if dirty else "")
+
+
+def short_device(name) -> str:
+    """``Intel(R) Xeon(R) Processor (1 threads)`` -> ``Intel Xeon Processor, 1 thread``."""
+    text = str(name).replace("(R)", "").replace("(TM)", "").replace("  ", " ").strip()
+    m = re.fullmatch(r"(.*?)\s*\((\d+) threads?\)", text)
+    if m:
+        count = int(m.group(2))
+        text = f"{m.group(1)}, {count} thread{'s' if count != 1 else ''}"
+    return text
+
+
 def provenance_line(runs: list[RunResult]) -> str:
     """One sentence saying which profile, seeds, code and machine produced these runs."""
     if not runs:
         return "no artifacts"
 
-    def values(key):
-        return ", ".join(sorted({str(r.provenance.get(key, "?")) for r in runs}))
+    def values(key, fmt=str):
+        return ", ".join(sorted({fmt(r.provenance.get(key, "?")) for r in runs}))
 
     seeds = ", ".join(str(s) for s in sorted({seed_of(r) for r in runs}))
     profiles = ", ".join(sorted({r.config["profile"] for r in runs}))
-    return (f"{len(runs)} run(s), profile {profiles}, seeds {seeds}; kdlib {values('kdlib_version')}, "
-            f"commit {values('git_commit')}, torch {values('torch_version')}, "
-            f"device {values('device_name')}")
+    count = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
+    return (f"{count}, profile {profiles}, seed{'s' if ',' in seeds else ''} {seeds}; "
+            f"kdlib {values('kdlib_version')}, commit {values('git_commit', short_commit)}, "
+            f"torch {values('torch_version')}; {values('device_name', short_device)}")
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -472,10 +495,11 @@ def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS
                 rows.append({"experiment": f"{name} (validation)" if validation else name,
                              "run": r.config["name"], "seed": seed_of(r),
                              "test_errors": r.test_errors,
-                             "commit": str(p.get("git_commit", "?"))[:12],
+                             "commit": short_commit(p.get("git_commit", "?")),
                              "kdlib": p.get("kdlib_version", "?"),
                              "torch": p.get("torch_version", "?"),
-                             "device": p.get("device_name", p.get("device", "?")),
+                             "device": short_device(p.get("device_name",
+                                                          p.get("device", "?"))),
                              "wall_time_s": float(r.metrics.get("wall_time_s", 0.0))})
     return rows
 
@@ -517,11 +541,83 @@ def update_readme(readme="README.md", results_dir=None, profile: str = "full") -
     return table
 
 
+# ----------------------------------------------------------------------------- the book
+BOOK_INTRO = "book/intro.md"
+BOOK_DATA = "book/data"
+
+
+def claims_csv(rows: list[dict]) -> str:
+    """The claims table as CSV (one row per claim, the columns of ``claims_markdown``)."""
+    out = StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["number", "claim", "paper", "ours", "replicated"])
+    writer.writerows([i + 1, r["claim"], r["paper"], r["ours"], r["replicated"]]
+                     for i, r in enumerate(rows))
+    return out.getvalue()
+
+
+def runs_csv(rows: list[dict]) -> str:
+    """Every run's provenance (``provenance_rows``) as CSV."""
+    out = StringIO()
+    fields = ["experiment", "run", "seed", "test_errors", "commit", "kdlib", "torch", "device",
+              "wall_time_s"]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def verdict_sentence(rows: list[dict]) -> str:
+    """How many claims replicate, as one sentence (for the book's entry page)."""
+    tested = [r for r in rows if r["replicated"] == "yes" or r["replicated"].startswith("no")]
+    yes = [i + 1 for i, r in enumerate(rows) if r["replicated"] == "yes"]
+    missing = len(rows) - len(tested)
+    text = (f"Of the {len(rows)} claims, {len(tested)} could be tested and {len(yes)} replicate by "
+            f"the rule of the results chapter (claims {', '.join(map(str, yes)) or 'none'})")
+    return text + (f"; {missing} have no runs yet." if missing else ".")
+
+
+def update_book(intro=BOOK_INTRO, data_dir=BOOK_DATA, results_dir=None,
+                profile: str = "full") -> str:
+    """Rewrite the entry page's verdict and claims table (between its markers) and write the
+    CSV files the book links to (``claims.csv``, ``runs.csv`` in ``data_dir``)."""
+    from .io import atomic_write_bytes
+    path = Path(intro)
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{path}: no {README_START} ... {README_END} markers")
+    rows = claims_table(results_dir, profile)
+    runs = provenance_rows(results_dir, profile)
+    seeds = sorted({r["seed"] for r in runs})
+    data = Path(data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(data / "claims.csv", claims_csv(rows).encode())
+    atomic_write_bytes(data / "runs.csv", runs_csv(runs).encode())
+    link = Path(os.path.relpath(data / "claims.csv", path.parent)).as_posix()
+    runs_link = Path(os.path.relpath(data / "runs.csv", path.parent)).as_posix()
+    block = (f"{verdict_sentence(rows)}\n\n"
+             f"```{{table}} The claims of Section 3: the paper's numbers and ours (mean ± sd "
+             f"over seeds, {len(runs)} runs, seeds {', '.join(map(str, seeds))}, "
+             f"{total_compute_hours(runs)} h of compute)\n:name: tab-claims\n\n"
+             + claims_markdown(rows) + "\n```\n\n"
+             f"Download: {{download}}`this table as CSV <{link}>`, "
+             f"{{download}}`every run's provenance as CSV <{runs_link}>`. Generated from the "
+             f"artifacts in `results/{profile}/` by `python -m kdlib.report --book`.")
+    head, rest = text.split(README_START, 1)
+    new = head + README_START + "\n" + block + "\n" + README_END + rest.split(README_END, 1)[1]
+    atomic_write_bytes(path, new.encode())
+    return block
+
+
 if __name__ == "__main__":
     import argparse
     parser = argparse.ArgumentParser(prog="python -m kdlib.report")
     parser.add_argument("--readme", nargs="?", const="README.md", default="README.md",
                         help="README to update (default README.md)")
+    parser.add_argument("--book", action="store_true",
+                        help=f"also update {BOOK_INTRO} and the CSV files in {BOOK_DATA}")
     parser.add_argument("--profile", default="full")
     args = parser.parse_args()
     print(update_readme(args.readme, profile=args.profile))
+    if args.book:
+        print(update_book(profile=args.profile))
