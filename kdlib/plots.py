@@ -159,8 +159,8 @@ def errors_vs_temperature(grid: dict[int, dict[float, list[int]]],
     """Test errors against T, one panel (with its own y axis) per hidden width, seed mean with
     sd over seeds as error bars; ``highlight`` shades a range of T in a width's panel:
     {width: (low T, high T)} or {width: (low T, high T, legend label)}."""
-    fig = _figure(3.3 * len(grid) + 0.4, 3.6)
-    axes = fig.subplots(1, len(grid), squeeze=False, sharex=True)[0]
+    fig = _figure(7.0, 2.2 * len(grid) + 0.5)
+    axes = fig.subplots(len(grid), 1, squeeze=False, sharex=True)[:, 0]
     all_t = sorted({t for by_t in grid.values() for t in by_t})
     for ax, (width, by_t), color in zip(axes, grid.items(), CYCLE):
         temps = sorted(by_t)
@@ -172,15 +172,15 @@ def errors_vs_temperature(grid: dict[int, dict[float, list[int]]],
             lo, hi, *label = highlight[width]
             ax.axvspan(lo, hi, color=color, alpha=0.12,
                        label=label[0] if label else f"T = {lo:g} to {hi:g}")
-            ax.legend(fontsize=8, loc="upper center")
-        ax.set_title(f"2x{width} student ({seeds} seed{'s' if seeds > 1 else ''})")
+            ax.legend(fontsize=9, loc="best")
+        ax.set_title(f"2x{width} student ({seeds} seed{'s' if seeds > 1 else ''})", fontsize=10)
         ax.set_xscale("log")
         ax.set_xticks(all_t)
-        ax.set_xticklabels([f"{t:g}" for t in all_t], fontsize=8)
+        ax.set_xticklabels([f"{t:g}" for t in all_t])
         ax.minorticks_off()
-        ax.set_xlabel("temperature T")
+        ax.set_ylabel("test errors")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("test errors (of 10,000)")
+    axes[-1].set_xlabel("distillation temperature T")
     return fig
 
 
