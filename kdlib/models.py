@@ -46,7 +46,8 @@ class MLP(nn.Module):
     def __init__(self, widths: Sequence[int], *, num_models: int = 1,
                  input_dropout: float = 0.0, hidden_dropout: float = 0.0,
                  max_norm: float | None = None, in_features: int = INPUT_SIZE,
-                 out_features: int = NUM_CLASSES, seeds: Sequence[int] | None = None):
+                 out_features: int = NUM_CLASSES, seeds: Sequence[int] | None = None,
+                 init_std: float | None = None):
         super().__init__()
         self.widths = check_widths(widths)
         if num_models <= 0:
@@ -62,17 +63,23 @@ class MLP(nn.Module):
             nn.Parameter(torch.empty(num_models, a, b)) for a, b in zip(sizes, sizes[1:]))
         self.biases = nn.ParameterList(
             nn.Parameter(torch.empty(num_models, 1, b)) for b in sizes[1:])
-        self.reset_parameters(seeds if seeds is not None else range(num_models))
+        self.reset_parameters(seeds if seeds is not None else range(num_models), init_std)
 
     @torch.no_grad()
-    def reset_parameters(self, seeds: Sequence[int]) -> None:
-        """Member k: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) from ``torch.Generator().manual_seed(seeds[k])``."""
+    def reset_parameters(self, seeds: Sequence[int], init_std: float | None = None) -> None:
+        """Member k from ``torch.Generator().manual_seed(seeds[k])``: weights and biases
+        U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default), or with ``init_std`` weights
+        N(0, init_std^2) and zero biases (Hinton et al. 2012 use 0.01)."""
         seeds = list(seeds)
         if len(seeds) != self.num_models:
             raise ValueError(f"need {self.num_models} seeds, got {len(seeds)}")
         for k, seed in enumerate(seeds):
             g = torch.Generator().manual_seed(int(seed))
             for w, b in zip(self.weights, self.biases):
+                if init_std is not None:
+                    w[k].copy_(torch.randn(w.shape[1:], generator=g) * init_std)
+                    b[k].zero_()
+                    continue
                 bound = 1.0 / math.sqrt(w.shape[1])
                 w[k].copy_(torch.rand(w.shape[1:], generator=g) * 2 * bound - bound)
                 b[k].copy_(torch.rand(b.shape[1:], generator=g) * 2 * bound - bound)

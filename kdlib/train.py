@@ -27,8 +27,13 @@ import torch
 
 from .data import jitter as jitter_batch, to_float
 from .io import ArtifactError, read_torch, write_torch
-from .losses import check_weights, stacked_distillation_loss
+from .losses import check_weights
 from .models import MLP, check_dropout, check_widths
+from .step import PRECISIONS, Step
+
+SCHEDULES = ("cosine", "hinton2012")
+#: Runs with at least this many steps compile the update (kdlib.step; minutes to compile).
+COMPILE_MIN_STEPS = 100_000
 
 
 class TrainingDiverged(RuntimeError):
@@ -50,6 +55,21 @@ class TrainSpec:
     jitter: int = 0
     checkpoint_every: int = 5
     warmup_epochs: int = 0  # linear learning-rate warm-up before the cosine decay
+    #: GEMM precision: "float32", or "bfloat16" with float32 master weights (kdlib.step)
+    precision: str = "float32"
+    #: "cosine": lr decays to 0 along a cosine, constant momentum. "hinton2012": Hinton et al.
+    #: (2012, App. A): per epoch e, momentum p_e rises linearly from ``momentum`` to
+    #: ``momentum_final`` over ``momentum_epochs``, and the update is
+    #: v = p_e v - (1 - p_e) lr lr_decay^e grad, w += v
+    schedule: str = "cosine"
+    lr_decay: float = 1.0
+    momentum_final: float | None = None
+    momentum_epochs: int = 0
+    #: None: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) weights and biases; else N(0, init_std^2)
+    #: weights and zero biases (Hinton et al. 2012 use 0.01)
+    init_std: float | None = None
+    #: max-norm also on the output units (False: hidden units only, as Hinton et al. 2012)
+    max_norm_output: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "widths", check_widths(self.widths))
@@ -69,6 +89,20 @@ class TrainSpec:
             raise ValueError(f"max_norm must be positive or None, got {self.max_norm}")
         if not isinstance(self.jitter, int) or not 0 <= self.jitter <= 8:
             raise ValueError(f"jitter must be an integer number of pixels in 0..8, got {self.jitter}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if not (math.isfinite(self.lr_decay) and 0 < self.lr_decay <= 1):
+            raise ValueError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.momentum_final is not None and not 0 <= self.momentum_final < 1:
+            raise ValueError(f"momentum_final must be in [0, 1), got {self.momentum_final}")
+        if not isinstance(self.momentum_epochs, int) or self.momentum_epochs < 0:
+            raise ValueError(f"momentum_epochs must be an integer >= 0, got {self.momentum_epochs!r}")
+        if self.init_std is not None and not (math.isfinite(self.init_std) and self.init_std > 0):
+            raise ValueError(f"init_std must be positive or None, got {self.init_std}")
+        if self.schedule == "hinton2012" and self.warmup_epochs:
+            raise ValueError("warmup_epochs applies to the cosine schedule only")
 
 
 @dataclass(frozen=True)
@@ -95,6 +129,8 @@ class TrainResult:
     history: dict = field(default_factory=dict)  # per-epoch lists, one value per member
     wall_time: float = 0.0
     resumed_from_epoch: int = 0
+    compute_dtype: str = "float32"  # the GEMM dtype used (bfloat16 falls back where unsupported)
+    compiled_update: bool = False
 
 
 def resolve_device(device) -> torch.device:
@@ -143,13 +179,15 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
           members: Sequence[Member] = (Member(),), *, teacher_logits: torch.Tensor | None = None,
           eval_images: torch.Tensor | None = None, eval_labels: torch.Tensor | None = None,
           checkpoint_path: str | os.PathLike | None = None, progress: bool = True,
-          desc: str = "train", stop_after_epoch: int | None = None) -> TrainResult:
+          desc: str = "train", stop_after_epoch: int | None = None,
+          compile: bool | None = None) -> TrainResult:
     """Train ``len(members)`` MLPs of ``spec`` on (images, labels); return the stack.
 
     ``teacher_logits`` (N, C) are the cached logits of the teacher on the same transfer set
     (needed when a member has ``soft_weight > 0``). With ``eval_images``, the test error of
     every member is recorded after each epoch. ``stop_after_epoch`` ends early (for tests of
-    resumption; the checkpoint then holds that epoch).
+    resumption; the checkpoint then holds that epoch). ``compile`` (default: for runs of at
+    least ``COMPILE_MIN_STEPS`` steps) fuses the parameter update with torch.compile.
     """
     members = list(members)
     if not members:
@@ -174,12 +212,14 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
 
     model = MLP(spec.widths, num_models=k, input_dropout=spec.input_dropout,
                 hidden_dropout=spec.hidden_dropout, max_norm=spec.max_norm,
-                seeds=[m.seed for m in members]).to(device)
-    model.apply_max_norm()
-    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
+                seeds=[m.seed for m in members], init_std=spec.init_std).to(device)
+    steps = math.ceil(n / spec.batch_size)
+    if compile is None:  # compiling takes minutes: worth it for long runs only
+        compile = spec.epochs * steps >= COMPILE_MIN_STEPS
+    step_fn = Step(model, spec.precision, lr=spec.lr, momentum=spec.momentum,
+                   constrain_output=spec.max_norm_output, compile=compile)
     order_gens, noise_gens = _generators([m.seed for m in members], device)
     shared_order = len({m.seed for m in members}) == 1
-    steps = math.ceil(n / spec.batch_size)
     history = {"train_loss": [], "test_errors": []}
     start_epoch = 0
     ident = fingerprint({"spec": asdict(spec), "members": [asdict(m) for m in members], "n": n})
@@ -195,8 +235,12 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
         if not isinstance(state, dict) or state.get("fingerprint") != ident:
             raise ArtifactError(f"{checkpoint_path}: checkpoint of another configuration; "
                                 "delete it or use another path")
+        if "velocity" not in state:
+            raise ArtifactError(f"{checkpoint_path}: checkpoint of an older kdlib (no velocity); "
+                                "delete it to train this run from the start")
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        for v, saved in zip(step_fn.velocity, state["velocity"]):
+            v.copy_(saved)
         for g, s in zip(order_gens, state["order_rng"]):
             g.set_state(s)
         for g, s in zip(noise_gens, state["noise_rng"]):
@@ -207,7 +251,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
         if checkpoint_path:
             write_torch(checkpoint_path, {
                 "fingerprint": ident, "epoch": epoch, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "history": history,
+                "velocity": step_fn.velocity, "history": history,
                 "order_rng": [g.get_state() for g in order_gens],
                 "noise_rng": [g.get_state() for g in noise_gens]})
 
@@ -215,6 +259,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     # Momentum buffers of never-active inputs (MNIST's blank border) decay into denormal
     # floats, which make CPU matmuls up to 100x slower: flush denormals to zero (process-wide).
     torch.set_flush_denormal(True)
+    step_fn.apply_max_norm()  # also makes the low-precision copies of the weights
     bar = tqdm(range(start_epoch, spec.epochs), desc=desc, disable=not progress,
                initial=start_epoch, total=spec.epochs, unit="epoch", leave=False)
     t0 = time.perf_counter()
@@ -222,10 +267,11 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     for epoch in bar:
         perms = torch.stack([torch.randperm(n, generator=g) for g in order_gens]).to(device)
         running = torch.zeros(k, device=device)
+        if spec.schedule == "hinton2012":
+            set_epoch_schedule(step_fn, spec, epoch)
         for s in range(steps):
-            step = epoch * steps + s
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(spec, step, steps)
+            if spec.schedule == "cosine":
+                step_fn.lr = learning_rate(spec, epoch * steps + s, steps)
             idx = perms[:, s * spec.batch_size:(s + 1) * spec.batch_size]
             b = idx.shape[1]
             if shared_order:
@@ -237,17 +283,9 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
                 x = torch.stack([jitter_batch(xi, spec.jitter, g) for xi, g in
                                  zip(x.reshape(k, b, -1), noise_gens)]) if k > 1 else \
                     jitter_batch(x, spec.jitter, noise_gens[0])
-            logits = model(x, noise_gens)
-            if logits.dim() == 2:
-                logits = logits.unsqueeze(0)
-            loss = stacked_distillation_loss(
-                logits, t_all[idx] if needs_teacher else None,
-                y_all[idx] if needs_labels else None, temps, soft_w, hard_w)
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            opt.step()
-            model.apply_max_norm()
-            running += loss.detach() * b
+            loss = step_fn(x, t_all[idx] if needs_teacher else None,
+                           y_all[idx] if needs_labels else None, temps, soft_w, hard_w, noise_gens)
+            running += loss * b
         epoch_loss = (running / n).tolist()
         finite_weights = all(bool(torch.isfinite(p).all()) for p in model.parameters())
         if not (finite_weights and all(math.isfinite(v) for v in epoch_loss)):
@@ -270,7 +308,8 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
             break
     bar.close()
     model.eval()
-    return TrainResult(model, history, time.perf_counter() - t0, start_epoch)
+    return TrainResult(model, history, time.perf_counter() - t0, start_epoch,
+                       str(step_fn.dtype).removeprefix("torch."), step_fn.compiled)
 
 
 def learning_rate(spec: TrainSpec, step: int, steps_per_epoch: int) -> float:
@@ -279,6 +318,27 @@ def learning_rate(spec: TrainSpec, step: int, steps_per_epoch: int) -> float:
     if step < warmup:
         return spec.lr * (step + 1) / warmup
     return spec.lr * 0.5 * (1 + math.cos(math.pi * step / (spec.epochs * steps_per_epoch)))
+
+
+def hinton2012_schedule(spec: TrainSpec, epoch: int) -> tuple[float, float]:
+    """(momentum p_e, step size (1 - p_e) lr lr_decay^e) of epoch ``epoch`` (Hinton et al. 2012)."""
+    final = spec.momentum if spec.momentum_final is None else spec.momentum_final
+    ramp = min(epoch / spec.momentum_epochs, 1.0) if spec.momentum_epochs else 1.0
+    p = spec.momentum + (final - spec.momentum) * ramp
+    return p, (1 - p) * spec.lr * spec.lr_decay ** epoch
+
+
+def set_epoch_schedule(step_fn: Step, spec: TrainSpec, epoch: int) -> None:
+    """Set epoch ``epoch``'s momentum and step size, in Hinton's velocity form.
+
+    The step keeps torch.optim.SGD's ``buf = p buf + grad`` and moves by ``lr * buf``;
+    Hinton's velocity is ``v = p v + s grad``. They agree when ``buf = v / s``, so when the
+    step size changes from s to s' (once per epoch) the buffers are rescaled by s / s'.
+    """
+    p, step = hinton2012_schedule(spec, epoch)
+    previous = hinton2012_schedule(spec, epoch - 1)[1] if epoch else step
+    step_fn.momentum, step_fn.lr = p, step
+    step_fn.rescale_velocity(previous / step)
 
 
 def start_epoch_saved(path) -> int:

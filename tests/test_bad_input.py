@@ -515,17 +515,16 @@ def test_weights_that_blow_up_at_the_end_of_an_epoch_are_not_checkpointed(tmp_pa
     data = synthetic_mnist()
     spec = TrainSpec(widths=(16,), epochs=2, batch_size=100, checkpoint_every=1)
     steps_per_epoch = math.ceil(len(data.train_images) / spec.batch_size)
-    real_step, calls = torch.optim.SGD.step, []
+    import kdlib.step as kstep
+    real_update, calls = kstep.sgd_max_norm_update, []
 
-    def step_then_poison(self, *args, **kwargs):
-        out = real_step(self, *args, **kwargs)
+    def update_then_poison(params, *args, **kwargs):
+        real_update(params, *args, **kwargs)
         calls.append(1)
         if len(calls) == steps_per_epoch:  # the last step of epoch 1
-            with torch.no_grad():
-                self.param_groups[0]["params"][0].fill_(math.nan)
-        return out
+            params[0].fill_(math.nan)
 
-    monkeypatch.setattr(torch.optim.SGD, "step", step_then_poison)
+    monkeypatch.setattr(kstep, "sgd_max_norm_update", update_then_poison)
     ckpt = tmp_path / "c.pt"
     with pytest.raises(TrainingDiverged, match="weights became NaN/inf in epoch 1 ") as e:
         train(data.train_images, data.train_labels, spec, checkpoint_path=ckpt, progress=False)

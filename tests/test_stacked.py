@@ -18,7 +18,7 @@ N_TRAIN, N_TEST = 600, 1000
 REGULARISED = TrainSpec(widths=(64, 32), epochs=3, batch_size=20, lr=0.1, momentum=0.9,
                         input_dropout=0.2, hidden_dropout=0.2, max_norm=2.0, jitter=2)
 PLAIN = replace(REGULARISED, input_dropout=0.0, hidden_dropout=0.0, max_norm=None, jitter=0)
-WEIGHT_ATOL = 1e-5
+WEIGHT_ATOL = 1e-4  # bmm of a stack and of one member may block the GEMM differently
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,234 @@
+"""One training step of a stack of ReLU MLPs, written out by hand (Section 3 recipes).
+
+The teacher recipe the paper cites (Hinton et al. 2012) is dropout, max-norm and jitter on a
+784-1200-1200-10 ReLU net; a step is
+
+    forward    h_0 = x * m_0,   a_l = h_{l-1} W_l + b_l,   h_l = relu(a_l) * m_l
+    loss       kdlib.losses.stacked_distillation_loss on the logits a_L (float32)
+    backward   g_L = dloss/da_L;   dW_l = h_{l-1}^T g_l,   db_l = sum_b g_l,
+               g_{l-1} = (g_l W_l^T) * [a_{l-1} > 0] * m_{l-1}
+    update     v = momentum * v + grad,  W -= step * v   (torch.optim.SGD, fused kernel),
+               then each constrained unit's incoming weight vector is rescaled to norm <= c
+
+where the dropout masks ``m`` hold 0 or 1 / (1 - p). ReLU and dropout share one mask, so each
+costs one multiply forward and one backward; the input gradient of the first layer is never
+computed. The GEMMs run in ``precision``: ``float32``, or ``bfloat16`` with float32 master
+weights, optimiser state, loss and softmax (autocast's split, done explicitly). Written out
+rather than left to autograd because on a small CPU the teacher step spent most of its time
+outside its GEMMs (benchmarks/README.md).
+
+Dropout masks are drawn as random bytes (8 per 64-bit draw of the member's generator) instead
+of one float per unit: a drop probability p becomes round(256 p) / 256 (0.2 -> 0.1992) and
+p = 0.5 uses single bits, exactly.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from functools import lru_cache
+
+import torch
+
+from .losses import stacked_distillation_loss
+
+PRECISIONS = ("float32", "bfloat16")
+
+
+# ----------------------------------------------------------------------------- precision
+@lru_cache(maxsize=None)
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The GEMM dtype for ``precision`` on ``device``: bfloat16 only where the hardware has it.
+
+    Elsewhere bfloat16 falls back to float32 with a one-line warning (emulated bfloat16 GEMMs
+    run many times slower than float32 ones).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "float32":
+        return torch.float32
+    device = torch.device(device)
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+    elif device.type == "cpu":
+        ok = _cpu_has_bf16()
+    else:
+        ok = False
+    if not ok:
+        warnings.warn(f"kdlib: no native bfloat16 matmuls on {device} (AVX-512 BF16, AMX or a "
+                      "bf16-capable GPU); training in float32 instead", RuntimeWarning, stacklevel=2)
+        return torch.float32
+    return torch.bfloat16
+
+
+# ----------------------------------------------------------------------------- dropout
+def _random_bytes(n: int, generator: torch.Generator) -> torch.Tensor:
+    words = torch.empty((n + 7) // 8, dtype=torch.int64, device=generator.device)
+    words.random_(-2 ** 63, 2 ** 63 - 1, generator=generator)
+    return words.view(torch.uint8)[:n]
+
+
+def keep_probability(p: float) -> float:
+    """The keep probability a drop probability ``p`` is realised with (see module docstring)."""
+    return 0.5 if p == 0.5 else 1.0 - round(256 * p) / 256
+
+
+def dropout_mask(shape, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Boolean keep-mask of ``shape`` with drop probability ``p``, from ``generator``'s bits."""
+    n = math.prod(shape)
+    if p == 0.5:
+        bits = _random_bytes((n + 7) // 8, generator)
+        shifts = torch.arange(8, dtype=torch.uint8, device=bits.device)
+        keep = (bits[:, None] >> shifts) & 1
+        return keep.reshape(-1)[:n].reshape(shape).bool()
+    return (_random_bytes(n, generator) >= round(256 * p)).reshape(shape)
+
+
+def member_masks(shape, p: float, generators, device, dtype) -> torch.Tensor:
+    """(K, *shape) dropout multipliers {0, 1/keep}: one mask per member, each from its generator."""
+    scale = 1.0 / keep_probability(p)
+    masks = torch.stack([dropout_mask(shape, p, g).to(device) for g in generators])
+    return masks.to(dtype).mul_(scale)
+
+
+# ----------------------------------------------------------------------------- the update
+def sgd_max_norm_update(params, grads, velocity, low_precision, lr, momentum,
+                        max_norm, constrained):
+    """SGD with momentum, then max-norm, then the GEMM-precision copies of the weights.
+
+    ``v = momentum * v + grad; w -= lr * v`` (torch.optim.SGD's form); each constrained weight
+    (K, in, out) gets its units' incoming vectors rescaled to L2 norm <= ``max_norm``; every
+    ``low_precision[i]`` that is not None receives ``params[i]`` cast to its dtype. ``lr``,
+    ``momentum`` and ``max_norm`` are 0-d tensors so that a compiled version is compiled once.
+    """
+    for i, (p, g, v) in enumerate(zip(params, grads, velocity)):
+        v.mul_(momentum).add_(g.float())
+        p.sub_(v * lr)
+        if constrained[i]:
+            # sum of squares over the incoming dimension: on CPU 7x faster than vector_norm
+            # along a non-contiguous dimension
+            norm = p.square().sum(1, keepdim=True).sqrt()
+            p.mul_(torch.clamp(max_norm / norm, max=1.0))
+        if low_precision[i] is not None:
+            low_precision[i].copy_(p)
+
+
+# ----------------------------------------------------------------------------- the step
+class Step:
+    """Forward, backward and update of ``model`` (an ``MLP`` stack).
+
+    ``__call__(x, teacher_logits, labels, temperature, soft_weight, hard_weight, generators)``
+    trains on one batch ``x`` (B, in) shared by every member or (K, B, in), and returns the
+    loss of each member (K,) as a float32 tensor (no host sync). ``lr`` and ``momentum`` are
+    set by the training loop; ``velocity`` is the optimiser state (checkpointed).
+    ``compile=True`` runs the update through ``torch.compile`` (one fused loop instead of
+    about ten passes over the weights; the compilation takes minutes on a small CPU, so it
+    pays only for long runs); it falls back to the same update uncompiled if that fails.
+    """
+
+    def __init__(self, model, precision: str = "float32", *, lr: float = 0.1,
+                 momentum: float = 0.9, constrain_output: bool = True, compile: bool = False):
+        self.model = model
+        self.dtype = compute_dtype(precision, model.device)
+        self.lr, self.momentum = lr, momentum
+        self.params = list(model.weights) + list(model.biases)
+        self.velocity = [torch.zeros_like(p) for p in self.params]
+        n = len(model.weights)
+        #: weights whose units' incoming vectors max-norm bounds (Hinton et al. 2012: hidden only)
+        self.constrained = [model.max_norm is not None and i < (n if constrain_output else n - 1)
+                            for i in range(len(self.params))]
+        self.low_precision = [p.detach().to(self.dtype) if self.dtype != torch.float32 else None
+                              for p in self.params]
+        self.update = sgd_max_norm_update
+        self.compiled = False
+        if compile:
+            self.update, self.compiled = torch.compile(sgd_max_norm_update, dynamic=False), True
+
+    def _weight(self, i: int) -> torch.Tensor:
+        low = self.low_precision[i]
+        return self.model.weights[i] if low is None else low
+
+    def _bias(self, i: int) -> torch.Tensor:
+        low = self.low_precision[len(self.model.weights) + i]
+        return self.model.biases[i] if low is None else low
+
+    def forward(self, x: torch.Tensor, generators):
+        """Logits (K, B, C) in float32, and what backward needs: the inputs and masks of each layer."""
+        m = self.model
+        h = x.to(self.dtype)
+        if h.dim() == 2:
+            h = h.expand(m.num_models, *h.shape)
+        if m.input_dropout > 0:
+            h = h * member_masks(h.shape[1:], m.input_dropout, generators, h.device, self.dtype)
+        inputs, masks = [], []
+        last = len(m.weights) - 1
+        for i in range(len(m.weights)):
+            inputs.append(h)
+            a = torch.baddbmm(self._bias(i), h, self._weight(i))
+            if i == last:
+                return a.float(), (inputs, masks)
+            mask = (a > 0).to(self.dtype)
+            if m.hidden_dropout > 0:
+                mask.mul_(member_masks(a.shape[1:], m.hidden_dropout, generators, a.device, self.dtype))
+            masks.append(mask)
+            h = a * mask
+
+    def backward(self, grad_logits: torch.Tensor, saved) -> list[torch.Tensor]:
+        """Gradients of every weight, then every bias, from dloss/dlogits (K, B, C)."""
+        inputs, masks = saved
+        n = len(self.model.weights)
+        g = grad_logits.to(self.dtype)
+        grad_w, grad_b = [None] * n, [None] * n
+        for i in range(n - 1, -1, -1):
+            grad_w[i] = torch.bmm(inputs[i].transpose(1, 2), g)
+            grad_b[i] = g.sum(1, keepdim=True, dtype=torch.float32)
+            if i:  # the first layer's input gradient is never needed
+                g = torch.bmm(g, self._weight(i).transpose(1, 2)).mul_(masks[i - 1])
+        return grad_w + grad_b
+
+    @torch.no_grad()
+    def __call__(self, x, teacher_logits, labels, temperature, soft_weight, hard_weight,
+                 generators) -> torch.Tensor:
+        logits, saved = self.forward(x, generators)
+        with torch.enable_grad():  # autograd only through the loss: (K, B, C) -> dloss/dlogits
+            logits.requires_grad_(True)
+            loss = stacked_distillation_loss(logits, teacher_logits, labels, temperature,
+                                             soft_weight, hard_weight)
+            (grad_logits,) = torch.autograd.grad(loss.sum(), logits)
+        grads = self.backward(grad_logits, saved)
+        device = logits.device
+        args = ([p.data for p in self.params], grads, self.velocity, self.low_precision,
+                torch.tensor(self.lr, device=device), torch.tensor(self.momentum, device=device),
+                torch.tensor(self.model.max_norm or 0.0, device=device), self.constrained)
+        try:
+            self.update(*args)
+        except Exception as e:  # compilation failed before anything was written: run eagerly
+            if not self.compiled:
+                raise
+            warnings.warn(f"kdlib: torch.compile of the update failed ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:200]}); running it uncompiled",
+                          RuntimeWarning, stacklevel=2)
+            self.update, self.compiled = sgd_max_norm_update, False
+            self.update(*args)
+        return loss.detach()
+
+    @torch.no_grad()
+    def apply_max_norm(self) -> None:
+        """Rescale each constrained unit's incoming weight vector to L2 norm <= max_norm."""
+        for p, c, low in zip(self.params, self.constrained, self.low_precision):
+            if c:
+                norm = p.square().sum(1, keepdim=True).sqrt()
+                p.data.mul_(torch.clamp(self.model.max_norm / norm, max=1.0))
+            if low is not None:
+                low.copy_(p.data)
+
+    def rescale_velocity(self, factor: float) -> None:
+        for v in self.velocity:
+            v.mul_(factor)
