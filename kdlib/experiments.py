@@ -416,8 +416,7 @@ def _train_group(group: list[RunConfig], data: MNIST, device, results_dir, progr
     names = ", ".join(c.name for c in group)
     log(f"kdlib: training {first.experiment} [{names}] on {len(tr_x)} examples, "
         f"{first.spec.epochs} epochs, device {device}")
-    ckpt_dir = Path(results_dir) / "checkpoints"
-    ckpt = ckpt_dir / f"{first.experiment}-{fingerprint([c.hash for c in group])}.pt"
+    ckpt = checkpoint_path(group, results_dir)
     result = train(tr_x, tr_y, first.spec, [c.member for c in group], teacher_logits=teacher_logits,
                    eval_images=te_x, eval_labels=te_y, checkpoint_path=ckpt, progress=progress,
                    desc=f"{first.experiment} ({len(group)})")
@@ -447,6 +446,28 @@ def _train_group(group: list[RunConfig], data: MNIST, device, results_dir, progr
         out.append(res)
     ckpt.unlink(missing_ok=True)
     return out
+
+
+def checkpoint_path(group: list[RunConfig], results_dir) -> Path:
+    """Where the runs of ``group``, trained together, keep their checkpoint."""
+    return (Path(results_dir) / "checkpoints"
+            / f"{group[0].experiment}-{fingerprint([c.hash for c in group])}.pt")
+
+
+def training_progress(cfg: RunConfig, results_dir) -> dict | None:
+    """Epochs done and per-epoch history of ``cfg`` while it trains alone, from its checkpoint.
+
+    For long runs (the paper's teacher) that span sessions: ``{"epoch", "train_loss",
+    "test_errors", "epochs"}`` with one value per epoch, or None when there is no checkpoint.
+    """
+    path = checkpoint_path([cfg], results_dir)
+    if not path.exists():
+        return None
+    state = read_torch(path)
+    history = state["history"]
+    return {"epoch": int(state["epoch"]), "epochs": cfg.spec.epochs,
+            "train_loss": [float(v[0]) for v in history["train_loss"]],
+            "test_errors": [int(v[0]) for v in history["test_errors"]]}
 
 
 def run_experiment(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, **kwargs):
