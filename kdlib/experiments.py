@@ -17,16 +17,18 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import time
+
 import numpy as np
 import torch
 
 from . import ARTIFACT_VERSION
 from .data import MNIST, class_mask, load_mnist
 from .evaluate import confusion_matrix, per_class_errors
-from .io import (ArtifactError, check_writable, read_json, read_npz, read_torch, write_json,
+from .io import (ArtifactError, check_writable, exclusive_lock, read_json, read_npz, read_torch, write_json,
                  write_npz, write_torch)
 from .models import MLP
-from .provenance import provenance
+from .provenance import check_clean_tree, provenance
 from .train import Member, TrainSpec, fingerprint, predict_logits, resolve_device, train
 
 PROFILES = ("smoke", "full")
@@ -85,7 +87,7 @@ SMOKE_TRAIN, SMOKE_EPOCHS = 10000, 3
 #: the config (and its hash), so adding an option does not invalidate finished runs.
 ADDED_SPEC_FIELDS = {"warmup_epochs": 0, "precision": "float32", "schedule": "cosine",
                      "lr_decay": 1.0, "momentum_final": None, "momentum_epochs": 0,
-                     "init_std": None, "max_norm_output": True}
+                     "init_std": None, "max_norm_output": True, "max_grad_norm": None}
 #: The same for RunConfig fields.
 ADDED_RUN_FIELDS = {"teacher_epochs": None}
 
@@ -370,8 +372,15 @@ def _teacher_config_of(cfg: RunConfig) -> RunConfig:
 
 def run_configs(configs: list[RunConfig], *, device="cpu", results_dir="results",
                 force: bool = False, progress: bool = True, data: MNIST | None = None,
-                data_root=None, verify_data: bool = True, log=print) -> list[RunResult]:
-    """Load or train every config (teachers they need first); results in the given order."""
+                data_root=None, verify_data: bool = True, log=print,
+                allow_dirty: bool = False) -> list[RunResult]:
+    """Load or train every config (teachers they need first); results in the given order.
+
+    Profile "full" runs are not trained from a working tree with uncommitted changes to
+    kdlib/ (``kdlib.provenance.DirtyTreeError``) unless ``allow_dirty``. A group of runs
+    trains under an exclusive lock (``<results_dir>/checkpoints/<name>.lock``): a second
+    process asked for the same runs waits, then loads what the first one wrote.
+    """
     device = resolve_device(device)
     results: dict[RunConfig, RunResult] = {}
     pending: list[RunConfig] = []
@@ -385,6 +394,10 @@ def run_configs(configs: list[RunConfig], *, device="cpu", results_dir="results"
                     log(f"kdlib: {e}; retraining")
         pending.append(cfg)
     if pending:
+        full = [c.name for c in pending if c.profile == "full"]
+        if full and not allow_dirty:
+            check_clean_tree(f"profile 'full' runs ({', '.join(full[:5])}"
+                             f"{', ...' if len(full) > 5 else ''})")
         check_writable(Path(results_dir) / "checkpoints")
         if data is None:
             data = load_mnist(data_root, device=device, verify=verify_data)
@@ -393,15 +406,54 @@ def run_configs(configs: list[RunConfig], *, device="cpu", results_dir="results"
         missing = [t for t in teachers if t not in pending]
         if missing:
             run_configs(sorted(missing, key=lambda c: c.name), device=device,
-                        results_dir=results_dir, force=False, progress=progress, data=data, log=log)
+                        results_dir=results_dir, force=False, progress=progress, data=data, log=log,
+                        allow_dirty=allow_dirty)
         groups: dict = {}
         for cfg in pending:
             groups.setdefault(cfg.group_key(), []).append(cfg)
         # teachers first, since students of this same call may need them
         for key, group in sorted(groups.items(), key=lambda kv: kv[1][0].teacher_seed is not None):
-            for cfg, res in zip(group, _train_group(group, data, device, results_dir, progress, log)):
+            for cfg, res in zip(group, _train_group_locked(group, data, device, results_dir,
+                                                           progress, log, force)):
                 results[cfg] = res
     return [results[c] for c in configs]
+
+
+def _checkpoint_path(group: list[RunConfig], results_dir) -> Path:
+    return Path(results_dir) / "checkpoints" / \
+        f"{group[0].experiment}-{fingerprint([c.hash for c in group])}.pt"
+
+
+def _train_group_locked(group: list[RunConfig], data: MNIST, device, results_dir, progress, log,
+                        force: bool) -> list[RunResult]:
+    """``_train_group`` under the group's lock; what another process wrote meanwhile is loaded."""
+    lock = _checkpoint_path(group, results_dir).with_suffix(".lock")
+    names = ", ".join(c.name for c in group)
+    asked = time.time()
+
+    def waiting(holder):
+        log(f"kdlib: waiting for {names}: process {holder} is training them (lock {lock})")
+
+    with exclusive_lock(lock, waiting) as waited:
+        done = {}
+        if waited or not force:
+            for cfg in group:
+                try:
+                    res = load_artifact(cfg, results_dir)
+                except ArtifactError:
+                    continue
+                if not force or res.path.stat().st_mtime >= asked - 1:  # force: only fresh ones
+                    done[cfg] = res
+        rest = [c for c in group if c not in done]
+        if done:
+            log(f"kdlib: {', '.join(c.name for c in done)}: written by another process; loaded")
+        if rest == group:
+            trained = _train_group(group, data, device, results_dir, progress, log)
+        else:
+            trained = _train_group_locked(rest, data, device, results_dir, progress, log, force) \
+                if rest else []
+    done.update(zip(rest, trained))
+    return [done[c] for c in group]
 
 
 def _train_group(group: list[RunConfig], data: MNIST, device, results_dir, progress, log):
@@ -507,4 +559,34 @@ def protocol_choices() -> list[tuple[str, str, str]]:
          "teacher and students on the first 50,000 training images and counts errors on the "
          "last 10,000", "the hard-label weight was tuned there; the rest of the recipe was "
          "fixed a priori (short probes only checked that the training loss did not diverge)"),
+    ]
+
+
+def paper_teacher_recipe() -> list[tuple[str, str, str, str]]:
+    """(item, Hinton et al. 2012 MNIST, ours, why any difference) for the paper's teacher."""
+    t = PAPER_TEACHER
+    probe = ", ".join(f"{lr:g}: {errs[-1]}" for lr, errs in sorted(PAPER_TEACHER_LR_PROBE.items()))
+    return [
+        ("Network", "784-1200-1200-10 ReLU (the distillation paper)",
+         "-".join(map(str, (784, *t.widths, 10))), "same"),
+        ("Dropout", "20% of the inputs, 50% of the hidden units",
+         f"{t.input_dropout:g} / {t.hidden_dropout:g} (0.2 realised as 51/256)",
+         "masks from random bytes, 8 per random draw (speed)"),
+        ("Input jitter", "up to 2 px in any direction (the distillation paper)",
+         f"up to {t.jitter} px", "same"),
+        ("Max-norm", "squared length of each hidden unit's incoming weights <= 15",
+         f"L2 norm <= {t.max_norm:.3f}, hidden units only", "same"),
+        ("Initial weights", "N(0, 0.01^2)", f"N(0, {t.init_std:g}^2), zero biases", "same"),
+        ("Batch", "100", str(t.batch_size), "same"),
+        ("Learning rate", "10, times 0.998 after each epoch",
+         f"{t.lr:g}, times {t.lr_decay:g} after each epoch",
+         f"10 killed every unit in epoch 1; chosen on the validation split (errors after 4 "
+         f"epochs on 10,000 images by rate: {probe})"),
+        ("Momentum", "0.5 rising linearly to 0.99 over 500 epochs; update (1 - p) lr grad",
+         f"{t.momentum:g} to {t.momentum_final:g} over {t.momentum_epochs} epochs, same form",
+         "same"),
+        ("Epochs", "about 3000 (not stated in the distillation paper)", str(t.epochs),
+         "compute; public reproductions reach 58-64 errors at 1000"),
+        ("Arithmetic", "float32 (GPU)", f"{t.precision} matrix products, float32 weights",
+         "speed on CPUs with AVX-512 BF16 (benchmarks/README.md)"),
     ]
