@@ -32,6 +32,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-verify-data", action="store_true",
                    help="skip the official SHA-256 check (custom data in MNIST's format)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="train --profile full runs even with uncommitted changes to kdlib/ "
+                        "(their provenance records the commit as <sha>+dirty)")
     args = p.parse_args(argv)
     names = order if args.experiments == ["all"] else args.experiments
     try:
@@ -43,7 +46,8 @@ def main(argv=None) -> int:
                                      device=args.device, results_dir=args.results_dir,
                                      force=args.force, progress=not args.no_progress,
                                      validation=args.validation, data_root=args.data,
-                                     verify_data=not args.no_verify_data)
+                                     verify_data=not args.no_verify_data,
+                                     allow_dirty=args.allow_dirty)
             for r in results:
                 how = "loaded" if r.loaded else "trained"
                 print(f"{name:12s} {r.config['name']:22s} test errors {r.test_errors:5d} "

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,53 @@ def read_torch(path, map_location="cpu"):
     except Exception as e:
         raise ArtifactError(f"{path}: corrupt or half-written torch file ({e}); delete it or "
                             "rerun with --force") from e
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike, on_wait=None):
+    """Hold an exclusive lock on ``path`` for the ``with`` block; yield whether it had to wait.
+
+    ``fcntl.flock`` on a lock file that holds the holder's pid (Linux, macOS): the OS releases
+    it when the holder dies, so a killed process never blocks another one. A second process
+    calls ``on_wait(holder_pid)`` once and blocks until the lock is free. The holder removes
+    the file before releasing it; a waiter that then finds another file (or none) at ``path``
+    locks again. Where ``fcntl`` does not exist (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield False
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    waited = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not waited and on_wait is not None:
+                    on_wait(os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown")
+                waited = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if current:
+            break
+        os.close(fd)  # the previous holder removed that file: lock the one at path now
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield waited
+    finally:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        os.close(fd)

@@ -24,6 +24,37 @@ def git_commit() -> str:
     return (sha or "unknown") + ("+dirty" if sha and dirty else "")
 
 
+class DirtyTreeError(RuntimeError):
+    """A full-profile run was asked for from a working tree with uncommitted kdlib/ changes."""
+
+
+def dirty_files() -> list[str]:
+    """The files under kdlib/ with uncommitted changes (``git status --porcelain``); [] if clean
+    or not a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", "kdlib"], cwd=root,
+                             capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line[3:].strip() for line in out.splitlines() if line.strip()]
+
+
+def check_clean_tree(what: str) -> None:
+    """Raise DirtyTreeError (naming the dirty files and ``--allow-dirty``) if ``git_commit()``
+    is ``+dirty``: the artifacts of ``what`` would name a commit that did not make them."""
+    if not git_commit().endswith("+dirty"):
+        return
+    files = dirty_files()
+    shown = ", ".join(files[:10]) + (f" and {len(files) - 10} more" if len(files) > 10 else "")
+    raise DirtyTreeError(
+        f"refusing to train {what} from a working tree with uncommitted changes to kdlib/ "
+        f"({shown or 'see git status'}): the artifacts would name a commit that did not make "
+        "them. Commit the changes first, or pass --allow-dirty (run_configs(..., "
+        "allow_dirty=True)) to train anyway; their provenance then records the commit as "
+        "'<sha>+dirty'.")
+
+
 LOCK_FILE = "requirements-lock.txt"
 
 

@@ -40,6 +40,23 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+class TrainingCollapsed(RuntimeError):
+    """A member's predictions collapsed onto one class (or near chance) after an epoch."""
+
+
+#: Collapse check (``check_collapse``): one class predicted for at least this share of the
+#: checked images, while it is under ``COLLAPSE_MINORITY`` of the transfer set's labels ...
+COLLAPSE_SHARE, COLLAPSE_MINORITY = 0.95, 0.5
+#: ... or, after the first epoch, an error of at least 1 - COLLAPSE_CHANCE / C (C classes in
+#: the transfer set, at least 3) with one class predicted for at least half of the images.
+COLLAPSE_CHANCE, COLLAPSE_SAMPLE = 1.5, 2000
+#: No check before this many updates: a barely trained network may still predict one class
+#: (benchmark warm-ups of 4 steps, tests on a few hundred random images).
+COLLAPSE_MIN_STEPS = 100
+#: The clipping value the collapse message suggests (README "Your own data").
+RECOMMENDED_MAX_GRAD_NORM = 5.0
+
+
 @dataclass(frozen=True)
 class TrainSpec:
     """Hyper-parameters shared by every member of a stack (the paper leaves them open)."""
@@ -70,6 +87,10 @@ class TrainSpec:
     init_std: float | None = None
     #: max-norm also on the output units (False: hidden units only, as Hinton et al. 2012)
     max_norm_output: bool = True
+    #: None: no clipping; else each member's whole-step gradient (every weight and bias) is
+    #: rescaled to L2 norm <= max_grad_norm before the update (bounds the soft-target
+    #: gradient of a teacher with large logits; see README "Your own data")
+    max_grad_norm: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "widths", check_widths(self.widths))
@@ -101,6 +122,9 @@ class TrainSpec:
             raise ValueError(f"momentum_epochs must be an integer >= 0, got {self.momentum_epochs!r}")
         if self.init_std is not None and not (math.isfinite(self.init_std) and self.init_std > 0):
             raise ValueError(f"init_std must be positive or None, got {self.init_std}")
+        if self.max_grad_norm is not None and not (math.isfinite(self.max_grad_norm)
+                                                   and self.max_grad_norm > 0):
+            raise ValueError(f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
         if self.schedule == "hinton2012" and self.warmup_epochs:
             raise ValueError("warmup_epochs applies to the cosine schedule only")
 
@@ -169,6 +193,100 @@ def predict_logits(model: MLP, images: torch.Tensor, batch_size: int = 5000) -> 
     return out
 
 
+def clip_grad_norm_(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Rescale each member's whole gradient to L2 norm <= ``max_norm``, in place.
+
+    ``grads`` are (K, ...) tensors (every weight and bias of a stack); member k's norm is taken
+    over the k-th slice of all of them together. Returns the norms (K,) before clipping.
+    A NaN/inf gradient stays non-finite (the training loop reports it as divergence).
+    """
+    norms = sum(g.float().square().sum(dim=tuple(range(1, g.dim()))) for g in grads).sqrt()
+    scale = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(scale.to(g.dtype).reshape(-1, *[1] * (g.dim() - 1)))
+    return norms
+
+
+class ClippedStep(Step):
+    """``kdlib.step.Step`` whose gradients are clipped per member (``TrainSpec.max_grad_norm``)."""
+
+    def __init__(self, *args, max_grad_norm: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_grad_norm = max_grad_norm
+
+    def backward(self, grad_logits, saved):
+        grads = super().backward(grad_logits, saved)
+        clip_grad_norm_(grads, self.max_grad_norm)
+        return grads
+
+
+def collapse_report(predictions: torch.Tensor, labels: torch.Tensor, transfer_labels: torch.Tensor,
+                    epoch: int, what: str = "test") -> list[str | None]:
+    """Which members' predictions collapsed: one line per collapsed member, None for the others.
+
+    ``predictions`` (K, N) are the members' classes for N checked images with true ``labels``;
+    ``transfer_labels`` are the training labels. Only checked images of classes that occur in
+    the transfer set count (a student of only 7s and 8s is judged on the 7s and 8s). A member
+    collapsed when one class d gets >= ``COLLAPSE_SHARE`` of its predictions while d is under
+    ``COLLAPSE_MINORITY`` of the transfer labels, or, from epoch 2 on, when its error is
+    >= 1 - ``COLLAPSE_CHANCE``/C (C >= 3 classes in the transfer set) with d predicted for at
+    least half of the images. Unlearnable data (random labels) gives spread-out predictions
+    at chance and is not flagged; a network that lost every signal predicts one class.
+    """
+    num_classes = int(max(predictions.max(), labels.max(), transfer_labels.max())) + 1
+    counts = torch.bincount(transfer_labels.cpu(), minlength=num_classes)
+    share_in_transfer = counts.float() / counts.sum()
+    present = torch.nonzero(counts).flatten()
+    keep = torch.isin(labels.cpu(), present)
+    if not bool(keep.any()):
+        return [None] * len(predictions)
+    preds, y = predictions.cpu()[:, keep], labels.cpu()[keep]
+    out = []
+    for p in preds:
+        pred_counts = torch.bincount(p, minlength=num_classes)
+        d = int(pred_counts.argmax())
+        share, error = float(pred_counts[d]) / len(p), float((p != y).float().mean())
+        minority = float(share_in_transfer[d]) < COLLAPSE_MINORITY
+        one_class = share >= COLLAPSE_SHARE
+        chance = (epoch >= 2 and len(present) >= 3 and share >= 0.5
+                  and error >= 1 - COLLAPSE_CHANCE / len(present))
+        out.append(f"class {d} predicted for {share:.1%} of {len(p)} {what} images (it is "
+                   f"{float(share_in_transfer[d]):.1%} of the training labels), error {error:.1%}"
+                   if minority and (one_class or chance) else None)
+    return out
+
+
+def _check_collapse(model, eval_images, eval_labels, images, labels, epoch, members, desc,
+                    checkpoint_path, predictions=None):
+    """Raise TrainingCollapsed if a member's predictions collapsed after ``epoch`` (1-based)."""
+    if predictions is not None:
+        y, what = eval_labels, "test"
+    else:  # a fixed, evenly spaced sample of the training images
+        idx = torch.linspace(0, len(images) - 1, min(len(images), COLLAPSE_SAMPLE)).long()
+        idx = idx.to(images.device)
+        predictions = _predictions(model, images[idx])
+        y, what = labels[idx], "training"
+    found = collapse_report(predictions, y, labels, epoch, what)
+    bad = [f"member {k} (seed {members[k].seed}, T {members[k].temperature:g}): {line}"
+           for k, line in enumerate(found) if line]
+    if bad:
+        last = f"last good checkpoint: {checkpoint_path} (epoch {start_epoch_saved(checkpoint_path)})" \
+            if checkpoint_path and checkpoint_path.exists() else "no checkpoint was written"
+        raise TrainingCollapsed(
+            f"{desc}: predictions collapsed in epoch {epoch}: {'; '.join(bad)}; {last}. "
+            "The network stopped learning: lower the learning rate, use a longer warm-up "
+            "(warmup_epochs), a lower temperature, or clip gradients with TrainSpec.max_grad_norm "
+            f"(e.g. {RECOMMENDED_MAX_GRAD_NORM:g}).")
+
+
+@torch.no_grad()
+def _predictions(model: MLP, images) -> torch.Tensor:
+    """Predicted classes (K, N) of every member."""
+    logits = predict_logits(model, images)
+    model.train()
+    return (logits if logits.dim() == 3 else logits.unsqueeze(0)).argmax(-1)
+
+
 def _generators(seeds, device):
     order = [torch.Generator().manual_seed(1_000_003 * int(s) + 17) for s in seeds]
     noise = [torch.Generator(device=device).manual_seed(1_000_003 * int(s) + 29) for s in seeds]
@@ -180,7 +298,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
           eval_images: torch.Tensor | None = None, eval_labels: torch.Tensor | None = None,
           checkpoint_path: str | os.PathLike | None = None, progress: bool = True,
           desc: str = "train", stop_after_epoch: int | None = None,
-          compile: bool | None = None) -> TrainResult:
+          compile: bool | None = None, check_collapse: bool = True) -> TrainResult:
     """Train ``len(members)`` MLPs of ``spec`` on (images, labels); return the stack.
 
     ``teacher_logits`` (N, C) are the cached logits of the teacher on the same transfer set
@@ -188,6 +306,9 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     every member is recorded after each epoch. ``stop_after_epoch`` ends early (for tests of
     resumption; the checkpoint then holds that epoch). ``compile`` (default: for runs of at
     least ``COMPILE_MIN_STEPS`` steps) fuses the parameter update with torch.compile.
+    ``check_collapse``: after every epoch (from the ``COLLAPSE_MIN_STEPS``-th update on), raise ``TrainingCollapsed`` (the epoch is not
+    checkpointed) when a member predicts one class for almost everything (``collapse_report``;
+    judged on the eval images, else on up to 2000 training images).
     """
     members = list(members)
     if not members:
@@ -216,13 +337,18 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     steps = math.ceil(n / spec.batch_size)
     if compile is None:  # compiling takes minutes: worth it for long runs only
         compile = spec.epochs * steps >= COMPILE_MIN_STEPS
-    step_fn = Step(model, spec.precision, lr=spec.lr, momentum=spec.momentum,
-                   constrain_output=spec.max_norm_output, compile=compile)
+    step_kwargs = dict(lr=spec.lr, momentum=spec.momentum, constrain_output=spec.max_norm_output,
+                       compile=compile)
+    step_fn = Step(model, spec.precision, **step_kwargs) if spec.max_grad_norm is None else \
+        ClippedStep(model, spec.precision, max_grad_norm=spec.max_grad_norm, **step_kwargs)
     order_gens, noise_gens = _generators([m.seed for m in members], device)
     shared_order = len({m.seed for m in members}) == 1
     history = {"train_loss": [], "test_errors": []}
     start_epoch = 0
-    ident = fingerprint({"spec": asdict(spec), "members": [asdict(m) for m in members], "n": n})
+    spec_id = asdict(spec)
+    if spec.max_grad_norm is None:  # added later: checkpoints of earlier runs stay valid
+        del spec_id["max_grad_norm"]
+    ident = fingerprint({"spec": spec_id, "members": [asdict(m) for m in members], "n": n})
 
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     if checkpoint_path and checkpoint_path.exists():
@@ -295,9 +421,14 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
             raise TrainingDiverged(f"{desc}: {what} became NaN/inf in epoch {epoch + 1} "
                                    f"(loss per member: {epoch_loss}); {last}. Lower the learning rate.")
         history["train_loss"].append(epoch_loss)
+        predictions = None
         if eval_images is not None:
-            history["test_errors"].append(count_errors(model, eval_images, eval_labels))
-            model.train()
+            predictions = _predictions(model, eval_images)
+            history["test_errors"].append(
+                (predictions != eval_labels.to(predictions.device)).sum(-1).tolist())
+        if check_collapse and (epoch + 1) * steps >= COLLAPSE_MIN_STEPS:
+            _check_collapse(model, eval_images, eval_labels, images, y_all, epoch + 1, members,
+                            desc, checkpoint_path, predictions)
         bar.set_postfix(loss=f"{min(epoch_loss):.4f}")
         done = epoch + 1
         if done % spec.checkpoint_every == 0 or done == spec.epochs:
