@@ -7,8 +7,13 @@ out of ``pytest tests``. Needs the Debian packages ``chromium`` and ``chromium-d
 Every page is served from 127.0.0.1 and must: log no console error, request nothing from
 another host (the resolver also maps every other host to NOTFOUND), get no HTTP error, load
 every image, typeset every math element with MathJax and leave no raw TeX in the visible text,
-and link only to local pages and anchors that exist. The results page must hold the claims
-table; its screenshot goes to ``_build/screenshots/claims.png``.
+and link only to local pages and anchors that exist, and never to a placeholder (or, while
+``_config.yml`` names no repository, to any repository or Colab page). Notebook pages must show
+their sections in the notebook's order, end no section on a paragraph that announces something
+with a colon, and show no papermill parameter cell. The entry page and the results page must
+hold the claims table. Screenshots at 1280 px wide go to ``_build/screenshots/``: the results
+page (``claims.png``), the entry page (``intro.png``), an experiment chapter
+(``chapter.png``) and the closing chapter (``conclusions.png``); look at them.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
+import yaml
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -39,6 +45,18 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PAGES = sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
                if not any(part.startswith("_") for part in p.relative_to(HTML).parts))
 RESULTS_PAGES = [p for p in PAGES if Path(p).stem.endswith("results")]
+#: Notebook pages, with the notebook they were built from.
+NOTEBOOK_PAGES = [p for p in PAGES if (REPO / p).with_suffix(".ipynb").is_file()]
+#: The pages to photograph: name -> page.
+SHOTS = {"intro": "book/intro.html", "chapter": "notebooks/02_teacher_and_students.html",
+         "conclusions": "book/conclusions.html"}
+#: The one repository URL setting; empty while the project has no public repository.
+REPOSITORY_URL = str(((yaml.safe_load((REPO / "_config.yml").read_text()) or {})
+                      .get("repository") or {}).get("url") or "").strip().rstrip("/")
+#: Links that stand for a repository that is not ours (placeholders, Jupyter Book's default).
+PLACEHOLDER = re.compile(r"github\.com/(kd-book/kd-book|executablebooks/jupyter-book|"
+                         r"(your|my|some)[-_]?(org|user|name|account))|example\.(com|org|net)|"
+                         r"\bTODO\b|\bCHANGEME\b|\bplaceholder\b", re.I)
 #: TeX left in the visible text when math was not typeset.
 META_REFRESH = re.compile(r"""<meta\s+http-equiv=["']refresh["']\s+content=["']\d+;\s*url=([^"']+)""",
                           re.I)
@@ -137,6 +155,15 @@ return {
     images: Array.from(document.images).map(i => ({src: i.currentSrc || i.src,
                                                    ok: i.complete && i.naturalWidth > 0})),
     links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+    parameterCells: Array.from(document.querySelectorAll('div.cell')).filter(c =>
+        c.getClientRects().length && (c.matches('.tag_injected-parameters, .tag_parameters')
+                                      || /^\\s*# Parameters\\b/.test(c.innerText)))
+        .map(c => c.innerText.trim().slice(0, 80)),
+    danglingColons: Array.from(document.querySelectorAll('article p, main p')).filter(p => {
+        if (!p.textContent.trim().endsWith(':')) return false;
+        let next = p.nextElementSibling;
+        return !next || next.tagName === 'SECTION' || /^H[1-6]$/.test(next.tagName);
+    }).map(p => p.textContent.trim().slice(-100)),
 };
 """
 
@@ -165,6 +192,11 @@ def network_problems(log_entries, origin: str) -> list[str]:
 def link_problems(links, origin: str) -> list[str]:
     problems = []
     for href in links:
+        if PLACEHOLDER.search(href):
+            problems.append(f"placeholder link: {href}")
+        elif not REPOSITORY_URL and re.match(r"https?://(github\.com|colab\.research\.google\.com|"
+                                             r"mybinder\.org)/", href):
+            problems.append(f"repository/launch link, but _config.yml names no repository: {href}")
         url = urlsplit(href)
         if f"{url.scheme}://{url.netloc}" != origin:
             continue  # external links are not followed (no network here)
@@ -226,19 +258,16 @@ def test_page(browser, origin, page):
     problems += [f"raw TeX in the text: ...{facts['text'][max(0, m.start() - 40):m.end() + 40]}..."
                  for m in RAW_TEX.finditer(facts["text"])]
     problems += link_problems(facts["links"], origin)
+    problems += [f"papermill parameter cell visible: {c}" for c in facts["parameterCells"]]
+    problems += [f"a paragraph announces something but its section ends there: ...{c}"
+                 for c in facts["danglingColons"]]
     assert problems == [], f"{page}:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize("page", RESULTS_PAGES)
 def test_results_page_shows_the_claims_table(browser, origin, page):
     facts = open_page(browser, origin, page)
-    metrics = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
-    shot = browser.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": metrics["width"],
-                 "height": min(metrics["height"], 16000), "scale": 1}})
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    (SCREENSHOTS / "claims.png").write_bytes(base64.b64decode(shot["data"]))
+    screenshot(browser, "claims")
     tables = browser.execute_script("""
         return Array.from(document.querySelectorAll('table')).map(t => ({
             head: Array.from(t.querySelectorAll('th, caption')).map(h => h.textContent.trim()),
@@ -247,6 +276,122 @@ def test_results_page_shows_the_claims_table(browser, origin, page):
     assert claims, f"{page}: no table with a 'Claim' header or caption among {tables}"
     assert all(t["rows"] >= 1 for t in claims), claims
     assert facts["console"] == [] and facts["network"] == []
+
+
+
+# ----------------------------------------------------------------------------- sections
+MATH = re.compile(r"\$\$.*?\$\$|\$[^$]*\$|\\\(.*?\\\)|\\\[.*?\\\]", re.S)
+
+
+def normalised(heading: str) -> str:
+    """Heading text without its math, markup and punctuation, for comparing MD with HTML."""
+    text = MATH.sub(" ", heading)
+    text = re.sub(r"\{[a-z:]+\}`([^`<]*)(<[^>]*>)?`", r"\1", text)   # MyST roles
+    return re.sub(r"[^0-9a-z]+", " ", text.lower().replace("¶", "").replace("#", "")).strip()
+
+
+def notebook_headings(notebook: Path) -> list[str]:
+    """The headings of a notebook's markdown cells, in cell order (none inside code fences)."""
+    headings = []
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] != "markdown" or "remove-cell" in cell.get("metadata", {}).get("tags", []):
+            continue
+        fenced = False
+        for line in "".join(cell["source"]).splitlines():
+            if line.lstrip().startswith(("```", ":::")):
+                fenced = not fenced
+            elif not fenced and re.match(r"#{1,6} ", line):
+                headings.append(normalised(line.lstrip("#")))
+    return headings
+
+
+def html_headings(page: Path) -> list[str]:
+    """The h1-h6 headings of a built page's article, in document order."""
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.headings, self.current, self.depth = [], None, 0
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "article":
+                self.depth += 1
+            if self.depth and re.fullmatch(r"h[1-6]", tag):
+                self.current = []
+
+        def handle_endtag(self, tag):
+            if tag == "article":
+                self.depth -= 1
+            if self.current is not None and re.fullmatch(r"h[1-6]", tag):
+                self.headings.append(normalised("".join(self.current)))
+                self.current = None
+
+        def handle_data(self, data):
+            if self.current is not None:
+                self.current.append(data)
+
+    parser = Collect()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.headings
+
+
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
+def test_sections_follow_the_notebook(page):
+    """Every heading of the notebook is on its page, in the notebook's order, and no other."""
+    expected = notebook_headings((REPO / page).with_suffix(".ipynb"))
+    assert expected, page
+    assert html_headings(HTML / page) == expected
+
+
+# ----------------------------------------------------------------------------- screenshots
+def screenshot(browser, name: str) -> Path:
+    """The whole page (at most 16,000 px of it) as a 1280 px wide window that tall shows it.
+
+    The window is made as tall as the page for the capture (capturing beyond a 1024 px
+    viewport instead squeezes the theme's sticky sidebars)."""
+    width = browser.execute_script("return window.innerWidth")
+    height = min(browser.execute_script("return document.documentElement.scrollHeight"), 16000)
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        browser.execute_async_script(WAIT_FOR_MATH_AND_IMAGES)
+        shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(SHOTS))
+def test_screenshot(browser, origin, name):
+    page = SHOTS[name]
+    assert page in PAGES, f"{page} is not in the book"
+    facts = open_page(browser, origin, page)
+    width = browser.execute_script("return window.innerWidth")
+    assert width == 1280, width
+    # Nothing of the reader's code is cut off to the right: no code block scrolls sideways.
+    scrolling = browser.execute_script("""
+        return Array.from(document.querySelectorAll('pre')).filter(p =>
+            p.getClientRects().length && p.scrollWidth > p.clientWidth + 1)
+            .map(p => p.textContent.trim().slice(0, 60));""")
+    assert scrolling == [], f"{page}: code that scrolls sideways: {scrolling}"
+    assert screenshot(browser, name).stat().st_size > 10_000
+    assert facts["console"] == [] and facts["network"] == []
+
+
+def test_the_entry_page_opens_with_the_claims_table(browser, origin):
+    open_page(browser, origin, SHOTS["intro"])
+    first = browser.execute_script("""
+        const main = document.querySelector('article') || document.body;
+        const table = main.querySelector('table');
+        if (!table) return null;
+        return {head: Array.from(table.querySelectorAll('th, caption')).map(h => h.textContent),
+                rows: table.querySelectorAll('tbody tr').length,
+                top: table.getBoundingClientRect().top + window.scrollY};""")
+    assert first and first["rows"] >= 1, first
+    assert any(re.search(r"\bclaims?\b", h, re.I) for h in first["head"]), first
+    assert first["top"] < 1600, f"the claims table starts {first['top']:.0f} px down the entry page"
 
 
 def test_nothing_failed_after_its_page_was_checked(browser, origin):
