@@ -16,8 +16,17 @@ def test_real_mnist_shapes_and_counts(mnist):
     counts = torch.bincount(mnist.test_labels, minlength=NUM_CLASSES).tolist()
     assert counts == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert mnist.test_labels[:5].tolist() == [7, 2, 1, 0, 4]
-    digest = hashlib.sha256(mnist.train_images.numpy().tobytes()).hexdigest()
-    assert digest == hashlib.sha256(mnist.train_images.contiguous().numpy().tobytes()).hexdigest()
+    # the loaded tensors, written back in IDX format, are bit-identical to the official files
+    import struct
+
+    from kdlib.data import OFFICIAL_SHA256
+    for split, n in (("train", 60000), ("t10k", 10000)):
+        images = mnist.train_images if split == "train" else mnist.test_images
+        labels = mnist.train_labels if split == "train" else mnist.test_labels
+        idx_images = struct.pack(">IIII", 2051, n, 28, 28) + images.numpy().tobytes()
+        idx_labels = struct.pack(">II", 2049, n) + labels.to(torch.uint8).numpy().tobytes()
+        assert hashlib.sha256(idx_images).hexdigest() == OFFICIAL_SHA256[f"{split}-images-idx3-ubyte"]
+        assert hashlib.sha256(idx_labels).hexdigest() == OFFICIAL_SHA256[f"{split}-labels-idx1-ubyte"]
 
 
 def test_to_float_range(mnist):
