@@ -60,6 +60,13 @@ test-browser: book
 bench: venv
 	$(PY) benchmarks/bench.py --out benchmarks/out/bench-$$(hostname)-$(DEVICE).json --device $(DEVICE)
 
+## make bench-compare [OLD=653f1ed]: epoch time now vs commit OLD, side by side, fresh processes,
+## 1 thread, 3 rounds (10-20 min on a busy 2-core CPU); writes benchmarks/results/compare-<host>.json
+OLD ?= 653f1ed
+.PHONY: bench-compare
+bench-compare: venv
+	$(PY) benchmarks/compare_commits.py --old $(OLD) --device $(DEVICE)
+
 ## make full-runs: every experiment of the full profile through the CLI (resumable); first the
 ## validation-split sweep that chose the distillation recipe's hard-label weight
 full-runs: venv

@@ -4,10 +4,13 @@ One process, one run (``make bench``; ``--quick`` for a short version):
 
 1. matmul throughput (GFLOP/s) of the GEMMs a training step is made of: for each layer
    ``in x out`` of the teacher (784-1200-1200-10) and the student (784-800-800-10) and batch B,
-   the forward ``h @ W + b``, the weight gradient ``h^T @ g`` and the input gradient ``g @ W^T``;
+   the forward ``h @ W + b``, the weight gradient ``h^T @ g`` and the input gradient ``g @ W^T``,
+   in float32 and (where the hardware has native bfloat16 GEMMs) in bfloat16;
 2. kdlib.train.train for the teacher recipe (2x1200, dropout .2/.5, max-norm, 2 px jitter), the
    2x800 student and the distilled 2x800 student (T = 20, cached teacher logits) on real MNIST,
-   one epoch of a subset after a warm-up, at batch 128 and 512;
+   one epoch of a subset after a warm-up, at batch 128 and 512, in each ``--precision``
+   (default both: float32, and bfloat16 GEMMs with float32 master weights; the update is not
+   compiled, as ``train`` does not compile runs this short; ``compare_commits.py`` times it);
 3. the same workloads through a conventional PyTorch loop (torchvision MNIST + ToTensor,
    DataLoader(shuffle=True), nn.Sequential, an optimiser step and ``loss.item()`` per batch;
    the distilled student runs the teacher on every batch, as the usual recipe does);
@@ -17,7 +20,9 @@ One process, one run (``make bench``; ``--quick`` for a short version):
 Throughput counts 6 x parameters FLOPs per example (forward 2P, backward 4P); the GEMMs a step
 really needs are a little fewer (no input gradient for the first layer), so "GEMM share", the
 time those GEMMs take alone divided by the step's time, is reported beside the ratio to the peak.
-Timings are noisy on a busy machine: the load average before the run is recorded and printed.
+Each precision's rows are compared with the matmul peak of its own GEMM dtype; issue 5's
+targets are evaluated on the float32 rows. Timings are noisy on a busy machine: the load
+average before the run is recorded and printed.
 This is not a test; nothing asserts on time.
 """
 from __future__ import annotations
@@ -44,6 +49,7 @@ from kdlib.experiments import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, ST
 from kdlib.io import write_json  # noqa: E402
 from kdlib.models import INPUT_SIZE, parameter_count  # noqa: E402
 from kdlib.provenance import provenance  # noqa: E402
+from kdlib.step import PRECISIONS, compute_dtype  # noqa: E402
 from kdlib.train import Member, predict_logits, resolve_device, train  # noqa: E402
 
 BATCH_SIZES = (128, 512)
@@ -91,29 +97,31 @@ def layer_shapes(widths) -> list[tuple[int, int]]:
 GEMM_KINDS = ("forward", "grad_weight", "grad_input")
 
 
-def bench_gemms(shapes, batch_sizes, device, min_time) -> list[dict]:
-    """GFLOP/s of each GEMM of a training step, as autograd calls them (float32)."""
+def bench_gemms(shapes, batch_sizes, device, min_time, dtype=torch.float32) -> list[dict]:
+    """GFLOP/s of each GEMM of a training step, as autograd calls them, in ``dtype``."""
     rows = []
     gen = torch.Generator().manual_seed(0)
+    name = str(dtype).removeprefix("torch.")
     for b in batch_sizes:
         for fan_in, fan_out in shapes:
-            h = torch.rand(b, fan_in, generator=gen).to(device)
-            w = torch.rand(fan_in, fan_out, generator=gen).to(device)
-            bias = torch.rand(fan_out, generator=gen).to(device)
-            g = torch.rand(b, fan_out, generator=gen).to(device)
-            calls = {"forward": lambda: torch.addmm(bias, h, w),
-                     "grad_weight": lambda: torch.mm(h.t(), g),
-                     "grad_input": lambda: torch.mm(g, w.t())}
+            h = torch.rand(b, fan_in, generator=gen).to(device, dtype)
+            w = torch.rand(fan_in, fan_out, generator=gen).to(device, dtype)
+            bias = torch.rand(fan_out, generator=gen).to(device, dtype)
+            g = torch.rand(b, fan_out, generator=gen).to(device, dtype)
+            calls = {"forward": lambda h=h, w=w, bias=bias: torch.addmm(bias, h, w),
+                     "grad_weight": lambda h=h, g=g: torch.mm(h.t(), g),
+                     "grad_input": lambda g=g, w=w: torch.mm(g, w.t())}
             for kind in GEMM_KINDS:
                 s = seconds_per_call(calls[kind], device, min_time)
-                rows.append({"batch": b, "in": fan_in, "out": fan_out, "kind": kind,
-                             "seconds": s, "gflops": 2 * b * fan_in * fan_out / s / 1e9})
+                rows.append({"dtype": name, "batch": b, "in": fan_in, "out": fan_out,
+                             "kind": kind, "seconds": s, "gflops": 2 * b * fan_in * fan_out / s / 1e9})
     return rows
 
 
-def gemm_step_seconds(rows, widths, batch) -> float:
+def gemm_step_seconds(rows, widths, batch, dtype="float32") -> float:
     """Time of the GEMMs one training step needs, each run alone (no input gradient for layer 1)."""
-    t = {(r["batch"], r["in"], r["out"], r["kind"]): r["seconds"] for r in rows}
+    t = {(r["batch"], r["in"], r["out"], r["kind"]): r["seconds"] for r in rows
+         if r["dtype"] == dtype}
     total = 0.0
     for i, (a, b) in enumerate(layer_shapes(widths)):
         kinds = GEMM_KINDS if i else GEMM_KINDS[:2]
@@ -256,12 +264,18 @@ def run(args) -> dict:
     sections["load_s"] = round(time.perf_counter() - started, 1)
     say = print if not args.silent else (lambda *a, **k: None)
 
+    precisions = PRECISIONS if args.precision == "both" else (args.precision,)
+    # the GEMM dtype each precision really gets (bfloat16 falls back where not native)
+    dtypes = {pr: str(compute_dtype(pr, device)).removeprefix("torch.") for pr in precisions}
     say("matmul ...", flush=True)
     shapes = sorted({s for w in (TEACHER.widths, STUDENT.widths) for s in layer_shapes(w)})
-    gemms = bench_gemms(shapes, BATCH_SIZES, device, min_time)
+    gemms = []
+    for dt in sorted(set(dtypes.values()), reverse=True):  # float32 first
+        gemms += bench_gemms(shapes, BATCH_SIZES, device, min_time, getattr(torch, dt))
     hidden = {(784, 1200), (1200, 1200), (784, 800), (800, 800)}
-    peak = {b: max(r["gflops"] for r in gemms if r["batch"] == b and (r["in"], r["out"]) in hidden)
-            for b in BATCH_SIZES}
+    peak = {(dt, b): max(r["gflops"] for r in gemms if r["batch"] == b and r["dtype"] == dt
+                         and (r["in"], r["out"]) in hidden)
+            for dt in set(dtypes.values()) for b in BATCH_SIZES}
 
     sections["matmul_s"] = round(time.perf_counter() - started - sum(sections.values()), 1)
     say("kdlib and conventional loops ...", flush=True)
@@ -272,9 +286,13 @@ def run(args) -> dict:
             for name, spec, member in workloads(args.seed):
                 spec = replace(spec, batch_size=batch)
                 tl = teacher_logits if member.soft_weight else None
-                k = kdlib_epoch(data, spec, [member], n_train, tl, repeats)
-                if name == "teacher" and teacher_logits is None:  # transfer-set logits, cached
-                    teacher_logits = predict_logits(k["result"].model, data.train_images[:n_train])
+                ks = {}
+                for precision in precisions:
+                    ks[precision] = kdlib_epoch(data, replace(spec, precision=precision), [member],
+                                                n_train, tl, repeats)
+                    if name == "teacher" and teacher_logits is None:  # transfer-set logits
+                        teacher_logits = predict_logits(ks[precision]["result"].model,
+                                                        data.train_images[:n_train])
                 conv = conventional_epoch(
                     root, spec, n_train, device, args.seed,
                     teacher=conv_teacher if member.soft_weight else None,
@@ -283,33 +301,38 @@ def run(args) -> dict:
                 if name == "teacher":
                     conv_teacher = conv["model"]
                 params = parameter_count(spec.widths)
-                gflops = 6 * params * k["examples_per_s"] / 1e9
-                gemm_s = gemm_step_seconds(gemms, spec.widths, batch)
                 steps = math.ceil(n_train / batch)
-                training.append({
-                    "workload": name, "batch": batch, "widths": list(spec.widths),
-                    "parameters": params, "examples": n_train,
-                    "kdlib_s": k["seconds"], "kdlib_examples_per_s": k["examples_per_s"],
-                    "kdlib_gflops_6p": gflops, "kdlib_vs_peak": gflops / peak[batch],
-                    "gemm_only_s": gemm_s * steps, "gemm_share": gemm_s * steps / k["seconds"],
-                    "conventional_s": conv["seconds"],
-                    "conventional_examples_per_s": conv["examples_per_s"],
-                    "kdlib_vs_conventional": k["examples_per_s"] / conv["examples_per_s"]})
-                say(f"  {name} B={batch}: kdlib {k['examples_per_s']:.0f} ex/s, "
-                    f"conventional {conv['examples_per_s']:.0f} ex/s", flush=True)
+                for precision, k in ks.items():
+                    dt = k["result"].compute_dtype
+                    gflops = 6 * params * k["examples_per_s"] / 1e9
+                    gemm_s = gemm_step_seconds(gemms, spec.widths, batch, dt)
+                    training.append({
+                        "workload": name, "batch": batch, "precision": precision,
+                        "compute_dtype": dt, "widths": list(spec.widths),
+                        "parameters": params, "examples": n_train,
+                        "kdlib_s": k["seconds"], "kdlib_examples_per_s": k["examples_per_s"],
+                        "kdlib_gflops_6p": gflops, "kdlib_vs_peak": gflops / peak[dt, batch],
+                        "gemm_only_s": gemm_s * steps,
+                        "gemm_share": gemm_s * steps / k["seconds"],
+                        "conventional_s": conv["seconds"],
+                        "conventional_examples_per_s": conv["examples_per_s"],
+                        "kdlib_vs_conventional": k["examples_per_s"] / conv["examples_per_s"]})
+                    say(f"  {name} B={batch} {precision}: kdlib {k['examples_per_s']:.0f} ex/s, "
+                        f"conventional {conv['examples_per_s']:.0f} ex/s", flush=True)
 
     sections["training_s"] = round(time.perf_counter() - started - sum(sections.values()), 1)
     say("sweeps ...", flush=True)
     sweeps = [sweep(data, w, n_sweep, teacher_logits, args.seed) for w in sorted(SWEEP_WIDTHS)]
     sections["sweeps_s"] = round(time.perf_counter() - started - sum(sections.values()), 1)
 
-    by = {(r["workload"], r["batch"]): r for r in training}
+    ref = precisions[0]  # issue 5's targets: float32 unless --precision bfloat16
+    by = {(r["workload"], r["batch"]): r for r in training if r["precision"] == ref}
     ratios = {
         "teacher_vs_peak_b128": by["teacher", 128]["kdlib_vs_peak"],
         "student_vs_peak_b128": by["student", 128]["kdlib_vs_peak"],
         "teacher_vs_peak_b512": by["teacher", 512]["kdlib_vs_peak"],
         "student_vs_peak_b512": by["student", 512]["kdlib_vs_peak"],
-        "min_kdlib_vs_conventional": min(r["kdlib_vs_conventional"] for r in training),
+        "min_kdlib_vs_conventional": min(r["kdlib_vs_conventional"] for r in by.values()),
         "stacked_speedup_w30": sweeps[0]["speedup"],
     }
     prov = provenance(device, args.seed)
@@ -319,10 +342,12 @@ def run(args) -> dict:
                  "load_average_before": load_before,
                  "load_average_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
                  "benchmark_seconds": round(time.perf_counter() - started, 1), **sections,
-                 "quick": args.quick})
+                 "quick": args.quick, "precisions": list(precisions),
+                 "target_precision": ref})
     return {"provenance": prov, "sizes": {"training_examples": n_train, "sweep_examples": n_sweep,
                                           "repeats": repeats},
-            "matmul": gemms, "matmul_peak_gflops": {str(b): v for b, v in peak.items()},
+            "matmul": gemms,
+            "matmul_peak_gflops": {f"{dt}/{b}": v for (dt, b), v in peak.items()},
             "training": training, "sweeps": sweeps, "ratios": ratios, "targets": targets(ratios)}
 
 
@@ -336,28 +361,38 @@ def targets(ratios) -> list[dict]:
     return [{"target": name, "value": v, "goal": goal, "met": v >= goal} for name, v, goal in rows]
 
 
+SHORT = {"float32": "fp32", "bfloat16": "bf16"}
+
+
 def report(doc) -> str:
     p = doc["provenance"]
     load = p["load_average_before"]
     busy = " (BUSY: other work shared the cores, timings distorted)" if (load or 0) > 0.5 else ""
+    dts = sorted({r["dtype"] for r in doc["matmul"]}, reverse=True)  # float32 first
     lines = [f"kdlib benchmark: {p['device_name']}, torch {p['torch_version']}, "
              f"{p['torch_threads']} threads, host {p['host']}{', --quick' if p['quick'] else ''}, "
              f"{p['benchmark_seconds']} s", f"load average before: "
              f"{'unknown' if load is None else f'{load:.2f}'}{busy}", "",
-             "matmul GFLOP/s (float32)      " + "".join(f"{f'B={b}':>10s}" for b in BATCH_SIZES)]
-    table = {(r["batch"], r["in"], r["out"], r["kind"]): r["gflops"] for r in doc["matmul"]}
+             "matmul GFLOP/s                 " +
+             "".join(f"{f'{SHORT[dt]} B={b}':>12s}" for dt in dts for b in BATCH_SIZES)]
+    table = {(r["dtype"], r["batch"], r["in"], r["out"], r["kind"]): r["gflops"]
+             for r in doc["matmul"]}
     for a, b in sorted({(r["in"], r["out"]) for r in doc["matmul"]}, key=lambda s: (-s[0] * s[1])):
         for kind in GEMM_KINDS:
             lines.append(f"  {a:4d} x {b:<4d} {kind:12s}    " +
-                         "".join(f"{table[(bs, a, b, kind)]:10.1f}" for bs in BATCH_SIZES))
+                         "".join(f"{table[(dt, bs, a, b, kind)]:12.1f}"
+                                 for dt in dts for bs in BATCH_SIZES))
     lines.append("  peak (hidden layers)           " +
-                 "".join(f"{doc['matmul_peak_gflops'][str(b)]:10.1f}" for b in BATCH_SIZES))
+                 "".join(f"{doc['matmul_peak_gflops'][f'{dt}/{b}']:12.1f}"
+                         for dt in dts for b in BATCH_SIZES))
     lines += ["", f"training, one epoch of {doc['sizes']['training_examples']} MNIST images "
                   "(GFLOP/s counts 6 x parameters per example)",
-              f"  {'workload':10s} {'B':>4s} {'kdlib ex/s':>11s} {'GFLOP/s':>8s} {'/peak':>6s} "
-              f"{'GEMM share':>10s} {'conv. ex/s':>11s} {'kdlib/conv':>10s}"]
+              f"  {'workload':10s} {'B':>4s} {'precision':9s} {'kdlib ex/s':>11s} {'GFLOP/s':>8s} "
+              f"{'/peak':>6s} {'GEMM share':>10s} {'conv. ex/s':>11s} {'kdlib/conv':>10s}"]
     for r in doc["training"]:
-        lines.append(f"  {r['workload']:10s} {r['batch']:4d} {r['kdlib_examples_per_s']:11.0f} "
+        prec = r["precision"] + ("*" if r["compute_dtype"] != r["precision"] else "")
+        lines.append(f"  {r['workload']:10s} {r['batch']:4d} {prec:9s} "
+                     f"{r['kdlib_examples_per_s']:11.0f} "
                      f"{r['kdlib_gflops_6p']:8.1f} {r['kdlib_vs_peak']:6.2f} "
                      f"{r['gemm_share']:10.2f} {r['conventional_examples_per_s']:11.0f} "
                      f"{r['kdlib_vs_conventional']:10.2f}")
@@ -368,7 +403,7 @@ def report(doc) -> str:
     for s in doc["sweeps"]:
         lines.append(f"  {s['width']:5d} {s['sequential_s']:12.2f} {s['stacked_s']:10.2f} "
                      f"{s['speedup']:9.2f} {s['max_weight_difference_stacked_vs_sequential']:9.1e}")
-    lines += ["", "targets (issue 5)"]
+    lines += ["", f"targets (issue 5; {p.get('target_precision', 'float32')} rows)"]
     for t in doc["targets"]:
         lines.append(f"  {'met    ' if t['met'] else 'NOT met'}  {t['value']:6.2f} >= "
                      f"{t['goal']:.2f}  {t['target']}")
@@ -383,6 +418,9 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes: a minute, noisier numbers")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=("both", *PRECISIONS), default="both",
+                   help="kdlib rows in float32, bfloat16 or both (default both); bfloat16 "
+                        "falls back to float32 where the hardware lacks it")
     p.add_argument("--silent", action="store_true", help="print only the final table")
     args = p.parse_args(argv)
     try:
