@@ -39,8 +39,9 @@ lock:
 	mv $(LOCK).tmp $(LOCK); \
 	echo "$(LOCK): $$(grep -c -v '^#' $(LOCK)) packages"
 
-## make test: unit tests, nbval on the committed notebooks, papermill smoke runs, book build
+## make test: ruff, unit tests, nbval on the committed notebooks, papermill smoke runs, book build
 test: venv
+	$(VENV)/bin/ruff check kdlib tests benchmarks tools
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --builder html --path-output _build/test >/dev/null

@@ -412,7 +412,7 @@ def run_configs(configs: list[RunConfig], *, device="cpu", results_dir="results"
         for cfg in pending:
             groups.setdefault(cfg.group_key(), []).append(cfg)
         # teachers first, since students of this same call may need them
-        for key, group in sorted(groups.items(), key=lambda kv: kv[1][0].teacher_seed is not None):
+        for _, group in sorted(groups.items(), key=lambda kv: kv[1][0].teacher_seed is not None):
             for cfg, res in zip(group, _train_group_locked(group, data, device, results_dir,
                                                            progress, log, force)):
                 results[cfg] = res

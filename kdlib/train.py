@@ -306,9 +306,10 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     every member is recorded after each epoch. ``stop_after_epoch`` ends early (for tests of
     resumption; the checkpoint then holds that epoch). ``compile`` (default: for runs of at
     least ``COMPILE_MIN_STEPS`` steps) fuses the parameter update with torch.compile.
-    ``check_collapse``: after every epoch (from the ``COLLAPSE_MIN_STEPS``-th update on), raise ``TrainingCollapsed`` (the epoch is not
-    checkpointed) when a member predicts one class for almost everything (``collapse_report``;
-    judged on the eval images, else on up to 2000 training images).
+    ``check_collapse``: after every epoch (from the ``COLLAPSE_MIN_STEPS``-th update on),
+    raise ``TrainingCollapsed`` (the epoch is not checkpointed) when a member predicts one
+    class for almost everything (``collapse_report``; judged on the eval images, else on up
+    to 2000 training images).
     """
     members = list(members)
     if not members:

@@ -21,7 +21,7 @@ def test_learns_real_mnist(mnist):
     errors = res.history["test_errors"]
     assert len(errors) == 3 and errors[-1][0] < errors[0][0] + 50
     assert errors[-1][0] < 260  # > 87% on held-out digits after 3 small epochs (seen: 184)
-    losses = [l[0] for l in res.history["train_loss"]]
+    losses = [loss[0] for loss in res.history["train_loss"]]
     assert losses[-1] < losses[0]
 
 
