@@ -595,8 +595,8 @@ def claims_csv(rows: list[dict]) -> str:
     """The claims table as CSV (one row per claim, the columns of ``claims_markdown``)."""
     out = StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["number", "claim", "paper", "ours", "replicated"])
-    writer.writerows([i + 1, r["claim"], r["paper"], r["ours"], r["replicated"]]
+    writer.writerow(["number", "claim", "paper", "ours", "replicated", "rule"])
+    writer.writerows([i + 1, r["claim"], r["paper"], r["ours"], r["replicated"], r.get("rule", "")]
                      for i, r in enumerate(rows))
     return out.getvalue()
 
@@ -640,12 +640,16 @@ def update_book(intro=BOOK_INTRO, data_dir=BOOK_DATA, results_dir=None,
     atomic_write_bytes(data / "runs.csv", runs_csv(runs).encode())
     link = Path(os.path.relpath(data / "claims.csv", path.parent)).as_posix()
     runs_link = Path(os.path.relpath(data / "runs.csv", path.parent)).as_posix()
+    # The {table} directive holds exactly one table; the rules listed under it follow it.
+    lines = claims_markdown(rows).splitlines()
+    table = "\n".join(line for line in lines if line.startswith("|"))
+    notes = "\n".join(line for line in lines if line.strip() and not line.startswith("|"))
     block = (f"{verdict_sentence(rows)}\n\n"
              f"```{{table}} The claims of Section 3: the paper's numbers and ours (mean ± sd "
              f"over seeds, {len(runs)} runs, seeds {', '.join(map(str, seeds))}, "
              f"{total_compute_hours(runs)} h of compute)\n:name: tab-claims\n\n"
-             + claims_markdown(rows) + "\n```\n\n"
-             f"Download: {{download}}`this table as CSV <{link}>`, "
+             + table + "\n```\n\n" + (notes + "\n\n" if notes else "")
+             + f"Download: {{download}}`this table as CSV <{link}>`, "
              f"{{download}}`every run's provenance as CSV <{runs_link}>`. Generated from the "
              f"artifacts in `results/{profile}/` by `python -m kdlib.report --book`.")
     head, rest = text.split(README_START, 1)
