@@ -565,13 +565,27 @@ def compute_hours_by_experiment(rows: list[dict]) -> dict[str, float]:
 README_START, README_END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 
 
-def update_readme(readme="README.md", results_dir=None, profile: str = "full") -> str:
-    """Rewrite the README's results table (between its markers) from the artifacts."""
-    from .io import atomic_write_bytes
-    path = Path(readme)
+def _marked_text(path: Path) -> str:
+    """The text of ``path``, which must hold the generated-table markers (checked before any
+    artifact is read)."""
     text = path.read_text()
     if README_START not in text or README_END not in text:
         raise ValueError(f"{path}: no {README_START} ... {README_END} markers")
+    return text
+
+
+def _replace_marked(path: Path, block: str) -> None:
+    """Replace what lies between the markers of ``path`` by ``block`` (atomic write)."""
+    from .io import atomic_write_bytes
+    head, rest = _marked_text(path).split(README_START, 1)
+    new = head + README_START + "\n" + block + "\n" + README_END + rest.split(README_END, 1)[1]
+    atomic_write_bytes(path, new.encode())
+
+
+def update_readme(readme="README.md", results_dir=None, profile: str = "full") -> str:
+    """Rewrite the README's results table (between its markers) from the artifacts."""
+    path = Path(readme)
+    _marked_text(path)
     rows = claims_table(results_dir, profile)
     runs = provenance_rows(results_dir, profile)
     seeds = sorted({r["seed"] for r in runs})
@@ -580,9 +594,7 @@ def update_readme(readme="README.md", results_dir=None, profile: str = "full") -
              f"{total_compute_hours(runs)} h of compute; where only one seed exists the "
              "spread is not yet measured). Details, figures and the verdict rules: "
              "`notebooks/05_results.ipynb`.\n\n" + claims_markdown(rows))
-    head, rest = text.split(README_START, 1)
-    new = head + README_START + "\n" + table + "\n" + README_END + rest.split(README_END, 1)[1]
-    atomic_write_bytes(path, new.encode())
+    _replace_marked(path, table)
     return table
 
 
@@ -628,9 +640,7 @@ def update_book(intro=BOOK_INTRO, data_dir=BOOK_DATA, results_dir=None,
     CSV files the book links to (``claims.csv``, ``runs.csv`` in ``data_dir``)."""
     from .io import atomic_write_bytes
     path = Path(intro)
-    text = path.read_text()
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{path}: no {README_START} ... {README_END} markers")
+    _marked_text(path)
     rows = claims_table(results_dir, profile)
     runs = provenance_rows(results_dir, profile)
     seeds = sorted({r["seed"] for r in runs})
@@ -652,9 +662,7 @@ def update_book(intro=BOOK_INTRO, data_dir=BOOK_DATA, results_dir=None,
              + f"Download: {{download}}`this table as CSV <{link}>`, "
              f"{{download}}`every run's provenance as CSV <{runs_link}>`. Generated from the "
              f"artifacts in `results/{profile}/` by `python -m kdlib.report --book`.")
-    head, rest = text.split(README_START, 1)
-    new = head + README_START + "\n" + block + "\n" + README_END + rest.split(README_END, 1)[1]
-    atomic_write_bytes(path, new.encode())
+    _replace_marked(path, block)
     return block
 
 
