@@ -6,7 +6,8 @@ single network (``num_models=1``) is an ordinary ReLU MLP. Member ``k`` is initi
 from its own seed, so a stack computes exactly what its members would compute apart.
 
 Regularisation follows the dropout recipe the paper cites (Hinton et al., 2012):
-dropout on the input and hidden units and a max-norm bound on each unit's incoming weights.
+dropout on the input and hidden units and a max-norm bound on each unit's incoming weights
+(enforced after every update by ``kdlib.step``).
 """
 from __future__ import annotations
 
@@ -113,15 +114,6 @@ class MLP(nn.Module):
         if squeeze:
             return h
         return h.unsqueeze(0) if h.dim() == 2 else h
-
-    @torch.no_grad()
-    def apply_max_norm(self) -> None:
-        """Rescale each hidden unit's incoming weight vector to norm <= max_norm (Hinton et al. 2012)."""
-        if self.max_norm is None:
-            return
-        for w in self.weights:
-            norms = w.norm(dim=1, keepdim=True)
-            w.mul_((self.max_norm / norms.clamp_min(1e-12)).clamp_max(1.0))
 
     def member(self, k: int) -> "MLP":
         """A single-model copy of member ``k``."""

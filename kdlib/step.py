@@ -7,7 +7,7 @@ The teacher recipe the paper cites (Hinton et al. 2012) is dropout, max-norm and
     loss       kdlib.losses.stacked_distillation_loss on the logits a_L (float32)
     backward   g_L = dloss/da_L;   dW_l = h_{l-1}^T g_l,   db_l = sum_b g_l,
                g_{l-1} = (g_l W_l^T) * [a_{l-1} > 0] * m_{l-1}
-    update     v = momentum * v + grad,  W -= step * v   (torch.optim.SGD, fused kernel),
+    update     v = momentum * v + grad,  W -= step * v   (torch.optim.SGD's form, one pass),
                then each constrained unit's incoming weight vector is rescaled to norm <= c
 
 where the dropout masks ``m`` hold 0 or 1 / (1 - p). ReLU and dropout share one mask, so each
@@ -99,6 +99,16 @@ def member_masks(shape, p: float, generators, device, dtype) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- the update
+def max_norm_(weight: torch.Tensor, max_norm) -> None:
+    """Rescale each unit's incoming weight vector (dim 1 of (K, in, out)) to L2 norm <= max_norm.
+
+    Sum of squares over the incoming dimension: on CPU 7x faster than ``vector_norm`` along a
+    non-contiguous dimension.
+    """
+    norm = weight.square().sum(1, keepdim=True).sqrt()
+    weight.mul_(torch.clamp(max_norm / norm, max=1.0))
+
+
 def sgd_max_norm_update(params, grads, velocity, low_precision, lr, momentum,
                         max_norm, constrained):
     """SGD with momentum, then max-norm, then the GEMM-precision copies of the weights.
@@ -112,10 +122,7 @@ def sgd_max_norm_update(params, grads, velocity, low_precision, lr, momentum,
         v.mul_(momentum).add_(g.float())
         p.sub_(v * lr)
         if constrained[i]:
-            # sum of squares over the incoming dimension: on CPU 7x faster than vector_norm
-            # along a non-contiguous dimension
-            norm = p.square().sum(1, keepdim=True).sqrt()
-            p.mul_(torch.clamp(max_norm / norm, max=1.0))
+            max_norm_(p, max_norm)
         if low_precision[i] is not None:
             low_precision[i].copy_(p)
 
@@ -224,8 +231,7 @@ class Step:
         """Rescale each constrained unit's incoming weight vector to L2 norm <= max_norm."""
         for p, c, low in zip(self.params, self.constrained, self.low_precision):
             if c:
-                norm = p.square().sum(1, keepdim=True).sqrt()
-                p.data.mul_(torch.clamp(self.model.max_norm / norm, max=1.0))
+                max_norm_(p.data, self.model.max_norm)
             if low is not None:
                 low.copy_(p.data)
 
