@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from kdlib.progress import epoch_reaching, fit_learning_curve, power_law, project, remaining_core_hours
+
+
+def test_fit_recovers_a_known_power_law():
+    epochs = np.arange(1, 301)
+    curve = power_law(epochs, 55.0, 900.0, 0.7)
+    fit = fit_learning_curve(curve)
+    assert fit["from_epoch"] == 150 and fit["to_epoch"] == 300
+    assert fit["floor"] == pytest.approx(55.0, rel=1e-3)
+    assert fit["exponent"] == pytest.approx(0.7, rel=1e-3)
+    assert project(fit, 1000) == pytest.approx(power_law(1000, 55.0, 900.0, 0.7), rel=1e-4)
+
+
+def test_epoch_reaching_inverts_the_curve_and_says_never_below_the_floor():
+    fit = {"floor": 50.0, "scale": 1000.0, "exponent": 1.0}
+    assert epoch_reaching(fit, 60.0) == pytest.approx(100.0)
+    assert epoch_reaching(fit, 50.0) is None
+    assert epoch_reaching(fit, 40.0) is None
+
+
+def test_fit_ignores_the_early_part_when_asked():
+    epochs = np.arange(1, 201)
+    curve = power_law(epochs, 60.0, 500.0, 0.5)
+    curve[:20] = 5000  # a dead start that the fit must not see
+    fit = fit_learning_curve(curve, from_epoch=21)
+    assert fit["floor"] == pytest.approx(60.0, rel=1e-3)
+
+
+@pytest.mark.parametrize("bad", [[], [100.0] * 7, [1.0, np.nan] * 8])
+def test_fit_refuses_short_or_broken_curves(bad):
+    with pytest.raises(ValueError, match="curve"):
+        fit_learning_curve(bad)
+
+
+def test_remaining_core_hours():
+    assert remaining_core_hours([400, 1000, 0], 1000, seconds_per_epoch=12.0) == pytest.approx(
+        (600 + 0 + 1000) * 12 / 3600)
+    with pytest.raises(ValueError, match="seconds_per_epoch"):
+        remaining_core_hours([0], 10, seconds_per_epoch=0)
