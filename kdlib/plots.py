@@ -85,8 +85,12 @@ def gradient_scale(temperatures, curves: dict[str, np.ndarray], hard_reference=N
     return fig
 
 
-def error_curves(curves: dict[str, list[np.ndarray]], paper: dict[str, float] | None = None) -> Figure:
-    """Test errors after each epoch: seed mean (line) and seed range (band), log scale."""
+def error_curves(curves: dict[str, list[np.ndarray]], paper: dict[str, float] | None = None,
+                 projections: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Figure:
+    """Test errors after each epoch: seed mean (line) and seed range (band), log scale.
+
+    ``projections`` maps a label to (epochs, errors) of a fitted continuation, drawn dashed.
+    """
     fig = _figure(7.0, 4.2)
     ax = fig.subplots()
     for (label, runs), color in zip(curves.items(), CYCLE):
@@ -100,6 +104,9 @@ def error_curves(curves: dict[str, list[np.ndarray]], paper: dict[str, float] | 
             ax.fill_between(epochs, y.min(0), y.max(0), color=color, alpha=0.2)
         if paper and label in paper:
             ax.axhline(paper[label], color=color, ls=":", lw=1.5)
+        if projections and label in projections:
+            ax.plot(*projections[label], color=color, ls="--", lw=1.5,
+                    label=f"{label}: power-law projection")
     _log_y(ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test errors (of 10,000)")
