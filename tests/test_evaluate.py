@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib.evaluate import (best_bias_shift, confusion_matrix, error_count, errors_against_shift,
-                            per_class_errors, shift_biases)
+from kdlib.bias_shift import best_bias_shift, errors_against_shift, shift_biases
+from kdlib.evaluate import confusion_matrix, error_count, per_class_errors
 
 
 def test_counts_on_a_hand_made_case():
