@@ -180,6 +180,15 @@ def fingerprint(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def checkpoint_identity(spec: TrainSpec, members: Sequence[Member], n: int) -> str:
+    """What a checkpoint must have been written by to be resumed: the spec, the members and
+    the size of the transfer set (stored in the checkpoint as ``fingerprint``)."""
+    spec_id = asdict(spec)
+    if spec.max_grad_norm is None:  # added later: checkpoints of earlier runs stay valid
+        del spec_id["max_grad_norm"]
+    return fingerprint({"spec": spec_id, "members": [asdict(m) for m in members], "n": n})
+
+
 @torch.no_grad()
 def predict_logits(model: MLP, images: torch.Tensor, batch_size: int = 5000) -> torch.Tensor:
     """Logits (N, C) of an eval-mode single model, or (K, N, C) of a stack; uint8 or float input."""
@@ -346,10 +355,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     shared_order = len({m.seed for m in members}) == 1
     history = {"train_loss": [], "test_errors": []}
     start_epoch = 0
-    spec_id = asdict(spec)
-    if spec.max_grad_norm is None:  # added later: checkpoints of earlier runs stay valid
-        del spec_id["max_grad_norm"]
-    ident = fingerprint({"spec": spec_id, "members": [asdict(m) for m in members], "n": n})
+    ident = checkpoint_identity(spec, members, n)
 
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     if checkpoint_path and checkpoint_path.exists():
