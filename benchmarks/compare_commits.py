@@ -129,7 +129,8 @@ def _one_workload(workload, data, device, precision, compile_, args, kdlib) -> d
     from dataclasses import replace
     from kdlib.experiments import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,
                                    TEACHER)
-    from kdlib.train import Member, train
+    from kdlib.spec import Member
+    from kdlib.train import train
     load_before = loadavg()
     n = args.examples
     x, y = data.train_images[:n], data.train_labels[:n]

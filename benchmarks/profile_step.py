@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, inst
 from kdlib.data import load_mnist  # noqa: E402
 from kdlib.experiments import TEACHER  # noqa: E402
 from kdlib.step import PRECISIONS  # noqa: E402
-from kdlib.train import Member, train  # noqa: E402
+from kdlib.spec import Member  # noqa: E402
+from kdlib.train import train  # noqa: E402
 
 
 def main(argv=None) -> int:

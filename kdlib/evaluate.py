@@ -15,9 +15,12 @@ def _as_tensor(x):
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
 
 
-def error_count(logits, labels) -> int:
+def count_errors(logits, labels):
+    """Misclassified examples: an int for logits (N, C), one per member for a stack's (K, N, C).
+
+    The one error count of kdlib (training history, artifacts, notebooks, tests)."""
     logits, labels = _as_tensor(logits), _as_tensor(labels)
-    return int((logits.argmax(-1) != labels.to(logits.device)).sum())
+    return (logits.argmax(-1) != labels.to(logits.device)).sum(-1).tolist()
 
 
 def per_class_errors(logits, labels, num_classes: int = NUM_CLASSES) -> list[int]:

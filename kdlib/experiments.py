@@ -20,16 +20,16 @@ from typing import Callable
 import time
 
 import numpy as np
-import torch
 
 from . import ARTIFACT_VERSION
-from .data import MNIST, class_mask, load_mnist
-from .evaluate import confusion_matrix, per_class_errors
+from .data import MNIST, load_mnist, transfer_mask
+from .evaluate import confusion_matrix, count_errors, per_class_errors
 from .io import (ArtifactError, check_writable, exclusive_lock, read_json, read_npz, read_torch, write_json,
                  write_npz, write_torch)
 from .models import MLP
 from .provenance import check_clean_tree, provenance
-from .train import Member, TrainSpec, fingerprint, predict_logits, resolve_device, train
+from .spec import Member, TrainSpec, fingerprint
+from .train import predict_logits, resolve_device, train
 
 PROFILES = ("smoke", "full")
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
@@ -308,10 +308,9 @@ def _save_artifact(cfg, results_dir, logits, labels, history, wall_time, device,
                    extra=None, train_logits=None) -> RunResult:
     path = artifact_path(cfg, results_dir)
     logits_np = logits.float().cpu().numpy()
-    labels_np = labels.cpu().numpy()
     metrics = {
-        "test_errors": int((logits_np.argmax(-1) != labels_np).sum()),
-        "test_size": int(len(labels_np)),
+        "test_errors": count_errors(logits.float().cpu(), labels.cpu()),
+        "test_size": int(len(labels)),
         "per_class_errors": per_class_errors(logits.float().cpu(), labels.cpu()),
         "confusion_matrix": confusion_matrix(logits.float().cpu(), labels.cpu()).tolist(),
         "train_loss_curve": [float(v) for v in history["train_loss"]],
@@ -345,23 +344,9 @@ def _splits(data: MNIST, cfg: RunConfig):
     return tr_x, tr_y, te_x, te_y
 
 
-def transfer_mask(labels: torch.Tensor, transfer: str) -> torch.Tensor:
-    """Which training examples form the transfer set ("all", "drop:3", "keep:7,8")."""
-    kind, _, classes = transfer.partition(":")
-    if kind == "all":
-        return torch.ones_like(labels, dtype=torch.bool)
-    digits = [int(c) for c in classes.split(",") if c]
-    if kind == "drop":
-        return ~class_mask(labels, digits)
-    if kind == "keep":
-        return class_mask(labels, digits)
-    raise ValueError(f"unknown transfer set {transfer!r}; use 'all', 'drop:D,..' or 'keep:D,..'")
-
-
 def load_teacher(cfg_teacher: RunConfig, results_dir, device) -> MLP:
     res = load_artifact(cfg_teacher, results_dir)
-    model = MLP(cfg_teacher.spec.widths, input_dropout=cfg_teacher.spec.input_dropout,
-                hidden_dropout=cfg_teacher.spec.hidden_dropout, max_norm=cfg_teacher.spec.max_norm)
+    model = MLP.of(cfg_teacher.spec)
     model.load_state_dict(read_torch(res.weights_path()))
     return model.to(device).eval()
 
@@ -464,7 +449,7 @@ def _train_group(group: list[RunConfig], data: MNIST, device, results_dir, progr
     teacher_logits = None
     if first.teacher_seed is not None:
         teacher = load_teacher(_teacher_config_of(first), results_dir, device)
-        teacher_logits = predict_logits(teacher, tr_x)  # cached once, un-jittered
+        teacher_logits = predict_logits(teacher, tr_x)[0]  # cached once, un-jittered
     names = ", ".join(c.name for c in group)
     log(f"kdlib: training {first.experiment} [{names}] on {len(tr_x)} examples, "
         f"{first.spec.epochs} epochs, device {device}")
@@ -472,14 +457,10 @@ def _train_group(group: list[RunConfig], data: MNIST, device, results_dir, progr
     result = train(tr_x, tr_y, first.spec, [c.member for c in group], teacher_logits=teacher_logits,
                    eval_images=te_x, eval_labels=te_y, checkpoint_path=ckpt, progress=progress,
                    desc=f"{first.experiment} ({len(group)})")
-    logits = predict_logits(result.model, te_x)
-    if logits.dim() == 2:
-        logits = logits.unsqueeze(0)
+    logits = predict_logits(result.model, te_x)  # (K, N, C)
     train_logits = None
     if first.transfer != "all":  # every training image, also those left out of the transfer set
         train_logits = predict_logits(result.model, _splits(data, first)[0])
-        if train_logits.dim() == 2:
-            train_logits = train_logits.unsqueeze(0)
     out = []
     for k, cfg in enumerate(group):
         history = {"train_loss": [e[k] for e in result.history["train_loss"]],

@@ -27,7 +27,9 @@ from kdlib import experiments as ex
 from kdlib.data import FILES, MNIST, DataError, load_mnist, verify_folder
 from kdlib.io import ArtifactError, check_writable
 from kdlib.models import MLP
-from kdlib.train import Member, TrainingDiverged, TrainSpec, resolve_device, train
+from kdlib.checks import TrainingDiverged
+from kdlib.spec import Member, TrainSpec
+from kdlib.train import resolve_device, train
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("KDLIB_DATA") or REPO.parent / "shared" / "data" / "mnist")

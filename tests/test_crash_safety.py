@@ -97,13 +97,14 @@ import sys, time
 from pathlib import Path
 import torch
 import kdlib.step as ks
+import kdlib.spec as kspec
 import kdlib.train as kt
 data_path, ckpt, out, marker = sys.argv[1:5]
 d = torch.load(data_path)
-spec = kt.TrainSpec(widths=(48, 24), epochs=4, batch_size=100, lr=0.1, momentum=0.9,
+spec = kspec.TrainSpec(widths=(48, 24), epochs=4, batch_size=100, lr=0.1, momentum=0.9,
                     input_dropout=0.2, hidden_dropout=0.5, max_norm=3.5, jitter=2,
                     checkpoint_every=1)
-members = [kt.Member(seed=0), kt.Member(seed=1, temperature=4.0, soft_weight=1.0, hard_weight=0.1)]
+members = [kspec.Member(seed=0), kspec.Member(seed=1, temperature=4.0, soft_weight=1.0, hard_weight=0.1)]
 if marker != "-":
     steps, calls, real_loss = -(-len(d["x"]) // spec.batch_size), [0], ks.stacked_distillation_loss
     def pausing_loss(*args, **kwargs):
