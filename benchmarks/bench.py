@@ -44,8 +44,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
 
 from kdlib.data import cache_dir, load_mnist, verify_folder  # noqa: E402
-from kdlib.experiments import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,  # noqa: E402
-                               SWEEP_WIDTHS, TEACHER)
+from kdlib.recipes import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,  # noqa: E402
+                           SWEEP_WIDTHS, TEACHER)
 from kdlib.io import write_json  # noqa: E402
 from kdlib.models import INPUT_SIZE, parameter_count  # noqa: E402
 from kdlib.provenance import provenance  # noqa: E402

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .experiments import DEFAULT_SEEDS, EXPERIMENTS, PROFILES, run_experiment
+from .experiments import run_experiment
+from .recipes import DEFAULT_SEEDS, EXPERIMENTS, PROFILES
 
 
 class _Parser(argparse.ArgumentParser):

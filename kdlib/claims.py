@@ -13,7 +13,8 @@ import numpy as np
 
 from . import verdicts
 from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
-from .experiments import DEFAULT_SEEDS, RunResult
+from .experiments import RunResult
+from .recipes import DEFAULT_SEEDS
 from .results import correct, load_available, markdown_table, seed_of
 from .stats import format_mean_sd, mcnemar_exact, paired_difference_ci
 
@@ -105,7 +106,7 @@ def best_hard_weight(runs: list[RunResult]) -> tuple[float, float]:
 
 def validation_hard_weight_sweep(results_dir=None, profile: str = "full") -> list[RunResult]:
     """The hard-weight sweep on the validation split (train on 50,000, count errors on the
-    last 10,000 training images) that chose ``kdlib.experiments.HARD_WEIGHT``; never trains."""
+    last 10,000 training images) that chose ``kdlib.recipes.HARD_WEIGHT``; never trains."""
     return load_available("hard_weight", profile, DEFAULT_SEEDS[:1], results_dir, validation=True)
 
 

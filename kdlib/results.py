@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .experiments import (DEFAULT_SEEDS, EXPERIMENTS, RunResult, artifact_path, configs_for,
-                          load_artifact, run_configs)
+from .experiments import RunResult, artifact_path, load_artifact, run_configs
+from .recipes import DEFAULT_SEEDS, EXPERIMENTS, configs_for
 from .io import ArtifactError
 
 log = logging.getLogger("kdlib")

@@ -5,7 +5,8 @@ A refactor that changed any of them would silently restart 1000-epoch runs from 
 import pytest
 import torch
 
-from kdlib.experiments import checkpoint_path, configs_for
+from kdlib.experiments import checkpoint_path
+from kdlib.recipes import configs_for
 from kdlib.io import read_torch
 from kdlib.models import MLP
 from kdlib.results import default_results_dir

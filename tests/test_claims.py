@@ -10,8 +10,8 @@ from kdlib import claims
 from kdlib.bias_shift import prior_matching_shift
 from kdlib.claims import best_temperature, gap_recovered
 from kdlib.evaluate import contrasting_examples
-from kdlib.experiments import (EXPERIMENTS, HARD_WEIGHT, HARD_WEIGHTS, RunResult, artifact_path,
-                               configs_for, load_artifact)
+from kdlib.experiments import RunResult, artifact_path, load_artifact
+from kdlib.recipes import EXPERIMENTS, HARD_WEIGHT, HARD_WEIGHTS, configs_for
 from kdlib.results import default_results_dir, markdown_table
 
 

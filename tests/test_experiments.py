@@ -1,9 +1,9 @@
-"""The experiment catalogue (kdlib.experiments): which runs each experiment makes."""
+"""The experiment catalogue (kdlib.recipes): which runs each experiment makes, per profile."""
 import hashlib
 
-from kdlib.experiments import (HARD_WEIGHT, SWEEP_HARD_WEIGHT, TEACHER, TEACHER_BUDGET_EPOCHS,
-                               TEMPERATURES, _teacher_config_of, configs_for)
-from kdlib.experiments import DEFAULT_SEEDS, EXPERIMENTS, PROFILES
+from kdlib.recipes import (DEFAULT_SEEDS, EXPERIMENTS, HARD_WEIGHT, PROFILES, SWEEP_HARD_WEIGHT,
+                           TEACHER, TEACHER_BUDGET_EPOCHS, TEMPERATURES, configs_for,
+                           teacher_config_of)
 
 
 def test_teacher_budget_distils_from_its_own_longer_teacher():
@@ -11,10 +11,10 @@ def test_teacher_budget_distils_from_its_own_longer_teacher():
     assert teacher.spec.epochs == TEACHER_BUDGET_EPOCHS > TEACHER.epochs
     assert teacher.store_weights and teacher.member.seed == 0   # the first seed only
     assert student.teacher_epochs == TEACHER_BUDGET_EPOCHS
-    assert _teacher_config_of(student) == teacher
+    assert teacher_config_of(student) == teacher
     recipe_teacher = configs_for("teacher", "full", [0])[0]
     assert teacher.hash != recipe_teacher.hash
-    assert _teacher_config_of(configs_for("distilled", "full", [0])[0]) == recipe_teacher
+    assert teacher_config_of(configs_for("distilled", "full", [0])[0]) == recipe_teacher
 
 
 def test_a_new_field_at_its_default_leaves_the_config_and_its_hash_alone():

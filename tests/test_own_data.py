@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import kdlib.step as kstep
-from kdlib import experiments as ex
+from kdlib import recipes as rc
 from kdlib.io import read_torch
 from kdlib.checks import TrainingCollapsed, TrainingDiverged, collapse_report
 from kdlib.evaluate import count_errors
@@ -125,7 +125,7 @@ def test_teacher_with_10x_logits_fails_loudly_or_trains_with_clipping(own, own_t
     clipping, trains."""
     _, logits = own_teacher
     big = 10 * logits
-    spec = replace(ex.STUDENT, widths=(256, 256), epochs=3, warmup_epochs=1, batch_size=32)
+    spec = replace(rc.STUDENT, widths=(256, 256), epochs=3, warmup_epochs=1, batch_size=32)
     member = [Member(seed=0, temperature=20.0, soft_weight=1.0, hard_weight=1.0)]
     kwargs = dict(teacher_logits=big, eval_images=own.test_images, eval_labels=own.test_labels,
                   progress=False, desc="distilled-x10")
@@ -156,7 +156,7 @@ def test_clip_grad_norm_is_per_member_over_the_whole_step():
 
 
 def test_max_grad_norm_default_keeps_config_hashes():
-    cfg = ex.configs_for("distilled", "full", [0])[0]
+    cfg = rc.configs_for("distilled", "full", [0])[0]
     assert "max_grad_norm" not in cfg.to_dict()["spec"]
     clipped = replace(cfg, spec=replace(cfg.spec, max_grad_norm=5.0))
     assert clipped.to_dict()["spec"]["max_grad_norm"] == 5.0 and clipped.hash != cfg.hash
