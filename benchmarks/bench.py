@@ -44,13 +44,14 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
 
 from kdlib.data import cache_dir, load_mnist, verify_folder  # noqa: E402
-from kdlib.experiments import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,  # noqa: E402
-                               SWEEP_WIDTHS, TEACHER)
+from kdlib.recipes import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,  # noqa: E402
+                           SWEEP_WIDTHS, TEACHER)
 from kdlib.io import write_json  # noqa: E402
 from kdlib.models import INPUT_SIZE, parameter_count  # noqa: E402
 from kdlib.provenance import provenance  # noqa: E402
 from kdlib.step import PRECISIONS, compute_dtype  # noqa: E402
-from kdlib.train import Member, predict_logits, resolve_device, train  # noqa: E402
+from kdlib.spec import Member  # noqa: E402
+from kdlib.train import predict_logits, resolve_device, train  # noqa: E402
 
 BATCH_SIZES = (128, 512)
 SWEEP_TEMPERATURES = (1.0, 2.0, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)  # K = 8 members
@@ -292,7 +293,7 @@ def run(args) -> dict:
                                                 n_train, tl, repeats)
                     if name == "teacher" and teacher_logits is None:  # transfer-set logits
                         teacher_logits = predict_logits(ks[precision]["result"].model,
-                                                        data.train_images[:n_train])
+                                                        data.train_images[:n_train])[0]
                 conv = conventional_epoch(
                     root, spec, n_train, device, args.seed,
                     teacher=conv_teacher if member.soft_weight else None,

@@ -3,7 +3,7 @@
 ``make bench-compare`` (or ``.venv/bin/python benchmarks/compare_commits.py [--old 653f1ed]
 [--device cuda] [--quick]``) times, for each workload
 
-* ``teacher``    the teacher recipe ``kdlib.experiments.TEACHER`` (2x1200, dropout .2/.5,
+* ``teacher``    the teacher recipe ``kdlib.recipes.TEACHER`` (2x1200, dropout .2/.5,
                  max-norm 3.5, 2 px jitter, batch 128),
 * ``student``    the 2x800 student ``STUDENT`` (batch 128),
 * ``distilled``  the 2x800 student distilled at T = 20, soft weight 1, hard weight 1, from
@@ -127,9 +127,14 @@ def worker_train(args) -> dict:
 def _one_workload(workload, data, device, precision, compile_, args, kdlib) -> dict:
     import torch
     from dataclasses import replace
-    from kdlib.experiments import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,
-                                   TEACHER)
-    from kdlib.train import Member, train
+    from kdlib.train import train
+    try:  # the layout since issue 13 ...
+        from kdlib.recipes import DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT, TEACHER
+        from kdlib.spec import Member
+    except ImportError:  # ... or the OLD commit's
+        from kdlib.experiments import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,
+                                       TEACHER)
+        from kdlib.train import Member
     load_before = loadavg()
     n = args.examples
     x, y = data.train_images[:n], data.train_labels[:n]

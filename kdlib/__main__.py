@@ -1,10 +1,13 @@
-"""Command line: ``python -m kdlib EXPERIMENT... --profile smoke|full --device cpu|cuda``."""
+"""Command line: ``python -m kdlib EXPERIMENT... --profile smoke|full --device cpu|cuda``;
+``python -m kdlib report [--readme [PATH]] [--book]`` rewrites the generated tables
+(``kdlib.report``)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .experiments import DEFAULT_SEEDS, EXPERIMENTS, PROFILES, run_experiment
+from .experiments import run_experiment
+from .recipes import DEFAULT_SEEDS, EXPERIMENTS, PROFILES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -14,12 +17,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        from .report import main as report_main
+        return report_main(argv[1:])
     order = list(EXPERIMENTS)
     p = _Parser(prog="python -m kdlib", description=(
         "Load or train the experiments of Hinton, Vinyals & Dean (2015) on MNIST; each run "
         "writes an artifact under --results-dir and prints its test errors."))
     p.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
-                   help=f"one or more of: {', '.join(order)}, or 'all'")
+                   help=f"one or more of: {', '.join(order)}, or 'all' (or the subcommand "
+                        "'report': python -m kdlib report --help)")
     p.add_argument("--profile", default="smoke", help=f"{' or '.join(PROFILES)} (default smoke)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--seed", type=int, action="append", dest="seeds", metavar="SEED",

@@ -203,16 +203,18 @@ def class_mask(labels: torch.Tensor, classes) -> torch.Tensor:
     return torch.isin(labels, torch.tensor(_check_classes(classes), device=labels.device))
 
 
-def drop_classes(images: torch.Tensor, labels: torch.Tensor, classes):
-    """Transfer set without the given classes (Section 3: 'omitting all examples of 3')."""
-    keep = ~class_mask(labels, classes)
-    return images[keep], labels[keep]
-
-
-def keep_classes(images: torch.Tensor, labels: torch.Tensor, classes):
-    """Transfer set with only the given classes (Section 3: 'only 7s and 8s')."""
-    keep = class_mask(labels, classes)
-    return images[keep], labels[keep]
+def transfer_mask(labels: torch.Tensor, transfer: str) -> torch.Tensor:
+    """Which training examples form the transfer set: "all", "drop:3" (Section 3: 'omitting
+    all examples of 3') or "keep:7,8" ('only 7s and 8s')."""
+    kind, _, classes = transfer.partition(":")
+    if kind == "all":
+        return torch.ones_like(labels, dtype=torch.bool)
+    digits = [int(c) for c in classes.split(",") if c]
+    if kind == "drop":
+        return ~class_mask(labels, digits)
+    if kind == "keep":
+        return class_mask(labels, digits)
+    raise ValueError(f"unknown transfer set {transfer!r}; use 'all', 'drop:D,..' or 'keep:D,..'")
 
 
 # ----------------------------------------------------------------------------- jitter

@@ -30,6 +30,12 @@ def check_widths(widths) -> tuple[int, ...]:
     return widths
 
 
+def check_max_norm(max_norm) -> float | None:
+    if max_norm is not None and not max_norm > 0:
+        raise ValueError(f"max_norm must be positive or None, got {max_norm}")
+    return max_norm
+
+
 def check_dropout(p: float, name: str) -> float:
     if not 0.0 <= float(p) < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {p}")
@@ -40,7 +46,7 @@ class MLP(nn.Module):
     """``num_models`` ReLU MLPs ``in -> widths... -> out``; weights stacked as (K, in, out).
 
     ``forward(x)`` takes (B, in) (the same batch for every member) or (K, B, in) and returns
-    (K, B, out); for ``num_models == 1`` and 2-D input it returns (B, out).
+    (K, B, out), also for a single network (K = 1).
     ``dropout`` masks come from per-member generators given to ``forward``.
     """
 
@@ -56,15 +62,20 @@ class MLP(nn.Module):
         self.num_models = num_models
         self.input_dropout = check_dropout(input_dropout, "input_dropout")
         self.hidden_dropout = check_dropout(hidden_dropout, "hidden_dropout")
-        if max_norm is not None and not max_norm > 0:
-            raise ValueError(f"max_norm must be positive or None, got {max_norm}")
-        self.max_norm = max_norm
+        self.max_norm = check_max_norm(max_norm)
         sizes = (in_features, *self.widths, out_features)
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(num_models, a, b)) for a, b in zip(sizes, sizes[1:]))
         self.biases = nn.ParameterList(
             nn.Parameter(torch.empty(num_models, 1, b)) for b in sizes[1:])
         self.reset_parameters(seeds if seeds is not None else range(num_models), init_std)
+
+    @classmethod
+    def of(cls, spec, seeds: Sequence[int] = (0,)) -> "MLP":
+        """The stack of ``len(seeds)`` networks a ``kdlib.spec.TrainSpec`` describes."""
+        return cls(spec.widths, num_models=len(seeds), input_dropout=spec.input_dropout,
+                   hidden_dropout=spec.hidden_dropout, max_norm=spec.max_norm, seeds=seeds,
+                   init_std=spec.init_std)
 
     @torch.no_grad()
     def reset_parameters(self, seeds: Sequence[int], init_std: float | None = None) -> None:
@@ -90,8 +101,8 @@ class MLP(nn.Module):
         return self.weights[0].device
 
     def forward(self, x: torch.Tensor, generators: Sequence[torch.Generator] | None = None):
-        """Logits. With ``self.training`` and dropout > 0, ``generators`` (one per member) draw the masks."""
-        squeeze = self.num_models == 1 and x.dim() == 2
+        """Logits (K, B, out). With ``self.training`` and dropout > 0, ``generators`` (one per
+        member) draw the masks."""
         drop = self.training and (self.input_dropout > 0 or self.hidden_dropout > 0)
         if drop and (generators is None or len(generators) != self.num_models):
             raise ValueError("training with dropout needs one torch.Generator per member")
@@ -111,8 +122,6 @@ class MLP(nn.Module):
                 h = torch.baddbmm(b, h, w)
             if i < last:
                 h = torch.relu(h)
-        if squeeze:
-            return h
         return h.unsqueeze(0) if h.dim() == 2 else h
 
     def member(self, k: int) -> "MLP":

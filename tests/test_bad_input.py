@@ -24,10 +24,13 @@ import torch
 
 from kdlib import distillation_loss, softmax_with_temperature
 from kdlib import experiments as ex
+from kdlib import recipes as rc
 from kdlib.data import FILES, MNIST, DataError, load_mnist, verify_folder
 from kdlib.io import ArtifactError, check_writable
 from kdlib.models import MLP
-from kdlib.train import Member, TrainingDiverged, TrainSpec, resolve_device, train
+from kdlib.checks import TrainingDiverged
+from kdlib.spec import Member, TrainSpec
+from kdlib.train import resolve_device, train
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("KDLIB_DATA") or REPO.parent / "shared" / "data" / "mnist")
@@ -189,17 +192,17 @@ def test_unwritable_data_cache(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- parameters (API)
 def test_unknown_experiment_and_profile():
     with pytest.raises(ValueError, match="unknown experiment 'bogus'; choose one of teacher"):
-        ex.configs_for("bogus", "smoke")
+        rc.configs_for("bogus", "smoke")
     with pytest.raises(ValueError, match="unknown experiment 'bogus'"):
         ex.run_experiment("bogus", "smoke")
     with pytest.raises(ValueError, match="unknown profile 'huge'; choose one of smoke, full"):
-        ex.configs_for("teacher", "huge")
+        rc.configs_for("teacher", "huge")
 
 
 @pytest.mark.parametrize("seeds", [[], [-1], [0, "1"], [1.5]])
 def test_bad_seeds(seeds):
     with pytest.raises(ValueError, match="seeds must be a non-empty list of integers >= 0"):
-        ex.configs_for("student", "smoke", seeds)
+        rc.configs_for("student", "smoke", seeds)
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
@@ -338,7 +341,7 @@ def test_cli_results_dir_not_writable(tmp_path):
 
 
 # ----------------------------------------------------------------------------- artifacts
-def tiny(cfg: ex.RunConfig) -> ex.RunConfig:
+def tiny(cfg: rc.RunConfig) -> rc.RunConfig:
     return replace(cfg, spec=replace(cfg.spec, widths=(24,), epochs=2, checkpoint_every=1))
 
 
@@ -349,8 +352,8 @@ def synthetic_mnist(n_train: int = 300, n_test: int = 100) -> MNIST:
     return MNIST(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:], "synthetic")
 
 
-CONFIGS = [tiny(ex.configs_for("teacher", "smoke", [0])[0]),
-           tiny(ex.configs_for("student", "smoke", [0])[0])]
+CONFIGS = [tiny(rc.configs_for("teacher", "smoke", [0])[0]),
+           tiny(rc.configs_for("student", "smoke", [0])[0])]
 
 
 @pytest.fixture(scope="module")

@@ -126,7 +126,7 @@ def test_no_repository_means_no_buttons():
 
 def _claims_output_of_results_notebook() -> str:
     for cell in cells(ROOT / "notebooks" / "05_results.ipynb"):
-        if "report.claims_markdown(" in cell.source:
+        if "claims.claims_markdown(" in cell.source:
             for out in cell.outputs:
                 text = out.get("data", {}).get("text/markdown")
                 if text:

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from kdlib import experiments as ex
+from kdlib import recipes as rc
 from kdlib import io as kio
 from kdlib.data import MNIST, to_float
 
@@ -97,13 +98,14 @@ import sys, time
 from pathlib import Path
 import torch
 import kdlib.step as ks
+import kdlib.spec as kspec
 import kdlib.train as kt
 data_path, ckpt, out, marker = sys.argv[1:5]
 d = torch.load(data_path)
-spec = kt.TrainSpec(widths=(48, 24), epochs=4, batch_size=100, lr=0.1, momentum=0.9,
+spec = kspec.TrainSpec(widths=(48, 24), epochs=4, batch_size=100, lr=0.1, momentum=0.9,
                     input_dropout=0.2, hidden_dropout=0.5, max_norm=3.5, jitter=2,
                     checkpoint_every=1)
-members = [kt.Member(seed=0), kt.Member(seed=1, temperature=4.0, soft_weight=1.0, hard_weight=0.1)]
+members = [kspec.Member(seed=0), kspec.Member(seed=1, temperature=4.0, soft_weight=1.0, hard_weight=0.1)]
 if marker != "-":
     steps, calls, real_loss = -(-len(d["x"]) // spec.batch_size), [0], ks.stacked_distillation_loss
     def pausing_loss(*args, **kwargs):
@@ -128,9 +130,10 @@ from dataclasses import replace
 from pathlib import Path
 import torch
 import kdlib.experiments as ex
+import kdlib.recipes as rc
 data_path, results, out, marker, pause_after = sys.argv[1:6]
-ex.TEACHER = replace(ex.TEACHER, widths=(32,))
-ex.SMOKE_TRAIN, ex.SMOKE_EPOCHS = 600, 2
+rc.TEACHER = replace(rc.TEACHER, widths=(32,))
+rc.PROFILES["smoke"] = replace(rc.PROFILES["smoke"], train_size=600, epochs=2)
 d = torch.load(data_path)
 data = ex.MNIST(d["x"], d["y"], d["tx"], d["ty"], "subset")
 if int(pause_after):
@@ -143,7 +146,7 @@ if int(pause_after):
             time.sleep(600)
         return res
     ex._save_artifact = pausing_save
-runs = ex.run_configs(ex.configs_for("temperature", "smoke", [0]), results_dir=results,
+runs = ex.run_configs(rc.configs_for("temperature", "smoke", [0]), results_dir=results,
                       data=data, progress=False, log=lambda message: None)
 Path(out).write_text(json.dumps([{"name": r.config["name"], "loaded": r.loaded,
                                   "path": str(r.path)} for r in runs]))
@@ -257,14 +260,14 @@ def assert_same_artifacts(a: Path, b: Path, expect: int) -> None:
 @pytest.fixture
 def tiny_smoke(monkeypatch):
     """The smoke profile shrunk further: a 1-layer teacher, N_TRAIN images, 2 epochs."""
-    monkeypatch.setattr(ex, "TEACHER", replace(ex.TEACHER, widths=(32,)))
-    monkeypatch.setattr(ex, "SMOKE_TRAIN", N_TRAIN)
-    monkeypatch.setattr(ex, "SMOKE_EPOCHS", 2)
+    monkeypatch.setattr(rc, "TEACHER", replace(rc.TEACHER, widths=(32,)))
+    monkeypatch.setitem(rc.PROFILES, "smoke", replace(rc.PROFILES["smoke"], train_size=N_TRAIN,
+                                                      epochs=2))
 
 
 def test_finished_members_of_a_stack_are_not_retrained(subset, tmp_path, tiny_smoke):
     data, _ = subset
-    configs = [c for c in ex.configs_for("temperature", "smoke", [0]) if c.spec.widths == (30, 30)]
+    configs = [c for c in rc.configs_for("temperature", "smoke", [0]) if c.spec.widths == (30, 30)]
     first = ex.run_configs(configs, results_dir=tmp_path, data=data, progress=False,
                            log=lambda message: None)
     first[1].path.unlink()  # T=4 lost its JSON, the mark of a complete artifact
@@ -280,8 +283,8 @@ def test_finished_members_of_a_stack_are_not_retrained(subset, tmp_path, tiny_sm
 
 def test_reruns_with_the_same_seed_are_bit_identical(subset, tmp_path, tiny_smoke):
     data, _ = subset
-    configs = [c for c in ex.configs_for("temperature", "smoke", [0]) if c.spec.widths == (30, 30)]
-    configs += ex.configs_for("hard_weight", "smoke", [0])
+    configs = [c for c in rc.configs_for("temperature", "smoke", [0]) if c.spec.widths == (30, 30)]
+    configs += rc.configs_for("hard_weight", "smoke", [0])
     configs = [replace(c, spec=replace(c.spec, widths=(40, 40))) if c.experiment == "hard_weight"
                else c for c in configs]
     for results in (tmp_path / "a", tmp_path / "b"):

@@ -4,7 +4,7 @@ import hashlib
 import pytest
 import torch
 
-from kdlib.data import (NUM_CLASSES, class_mask, drop_classes, jitter, keep_classes, load_mnist,
+from kdlib.data import (NUM_CLASSES, class_mask, jitter, load_mnist, transfer_mask,
                         to_float)
 
 
@@ -35,19 +35,19 @@ def test_to_float_range(mnist):
     assert x.min() >= 0 and x.max() <= 1 and x.max() == 1
 
 
-def test_drop_and_keep_classes(mnist):
-    x, y = drop_classes(mnist.train_images, mnist.train_labels, [3])
-    assert 3 not in y.tolist() and len(y) == 60000 - 6131
-    assert len(x) == len(y)
-    x, y = keep_classes(mnist.train_images, mnist.train_labels, [7, 8])
-    assert set(y.unique().tolist()) == {7, 8} and len(y) == 6265 + 5851
-    # the images follow their labels
-    idx = torch.nonzero(class_mask(mnist.train_labels, [7, 8]))[:, 0]
-    assert torch.equal(x, mnist.train_images[idx])
+def test_transfer_sets(mnist):
+    y = mnist.train_labels
+    drop = transfer_mask(y, "drop:3")
+    assert 3 not in y[drop].tolist() and int(drop.sum()) == 60000 - 6131
+    keep = transfer_mask(y, "keep:7,8")
+    assert set(y[keep].unique().tolist()) == {7, 8} and int(keep.sum()) == 6265 + 5851
+    assert torch.equal(keep, class_mask(y, [7, 8])) and bool(transfer_mask(y, "all").all())
     with pytest.raises(ValueError, match="digits 0..9"):
-        drop_classes(x, y, [10])
+        transfer_mask(y, "drop:10")
     with pytest.raises(ValueError, match="non-empty"):
-        keep_classes(x, y, [])
+        transfer_mask(y, "keep:")
+    with pytest.raises(ValueError, match="unknown transfer set"):
+        transfer_mask(y, "only:3")
 
 
 def test_jitter_shifts_stay_within_two_pixels_and_keep_interior_mass(mnist):

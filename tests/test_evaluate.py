@@ -3,14 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib.evaluate import (best_bias_shift, confusion_matrix, error_count, errors_against_shift,
-                            per_class_errors, shift_biases)
+from kdlib.bias_shift import best_bias_shift, errors_against_shift, shift_biases
+from kdlib.evaluate import confusion_matrix, count_errors, per_class_errors
 
 
 def test_counts_on_a_hand_made_case():
     logits = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0], [5.0, 0, 0]])
     labels = torch.tensor([0, 2, 2, 1])
-    assert error_count(logits, labels) == 2
+    assert count_errors(logits, labels) == 2
     assert per_class_errors(logits, labels, 3) == [0, 1, 1]
     assert confusion_matrix(logits, labels, 3).tolist() == [[1, 0, 0], [1, 0, 0], [0, 1, 1]]
 
@@ -27,7 +27,7 @@ def test_bias_shift_recovers_an_omitted_class():
     assert errors.shape == shifts.shape
     best, err = best_bias_shift(logits, labels, [2], shifts)
     assert err == 0 and 1.0 < best < 5.0
-    assert error_count(shift_biases(logits, [2], best), labels) == 0
+    assert count_errors(shift_biases(logits, [2], best), labels) == 0
     # shifting only touches the chosen classes
     assert torch.equal(shift_biases(logits, [2], 1.0)[:, :2], logits[:, :2])
 

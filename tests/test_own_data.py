@@ -18,10 +18,12 @@ import pytest
 import torch
 
 import kdlib.step as kstep
-from kdlib import experiments as ex
+from kdlib import recipes as rc
 from kdlib.io import read_torch
-from kdlib.train import (Member, TrainingCollapsed, TrainingDiverged, TrainSpec, collapse_report,
-                         count_errors, predict_logits, train)
+from kdlib.checks import TrainingCollapsed, TrainingDiverged, collapse_report
+from kdlib.evaluate import count_errors
+from kdlib.spec import Member, TrainSpec
+from kdlib.train import predict_logits, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,25 +78,27 @@ def own_teacher(own):
     torch.manual_seed(0)
     teacher = train(own.train_images, own.train_labels, TrainSpec(widths=(256, 256), epochs=3),
                     progress=False).model
-    return teacher, predict_logits(teacher, own.train_images)
+    return teacher, predict_logits(teacher, own.train_images)[0]
 
 
 # ----------------------------------------------------------------------------- README paths
 def test_readme_api_path(own_dir):
     """The Python path of README "Your own data", as written there."""
     from kdlib.data import load_mnist
-    from kdlib.train import Member, TrainSpec, count_errors, predict_logits, train
+    from kdlib.evaluate import count_errors
+    from kdlib.spec import Member, TrainSpec
+    from kdlib.train import predict_logits, train
 
     data = load_mnist(own_dir, verify=False)  # the four IDX files, no MNIST checksum
     teacher = train(data.train_images, data.train_labels,
                     TrainSpec(widths=(256, 256), epochs=3), progress=False).model
-    soft = predict_logits(teacher, data.train_images)  # cached once
+    soft = predict_logits(teacher, data.train_images)[0]  # the teacher's logits (N, C), cached once
     student = train(data.train_images, data.train_labels,
                     TrainSpec(widths=(64, 64), epochs=3, warmup_epochs=1),
                     [Member(seed=0, temperature=4.0, soft_weight=1.0, hard_weight=1.0)],
                     teacher_logits=soft, progress=False).model
-    teacher_errors = count_errors(teacher, data.test_images, data.test_labels)[0]
-    student_errors = count_errors(student, data.test_images, data.test_labels)[0]
+    teacher_errors = count_errors(predict_logits(teacher, data.test_images), data.test_labels)[0]
+    student_errors = count_errors(predict_logits(student, data.test_images), data.test_labels)[0]
     assert len(data.test_labels) == 1000
     assert teacher_errors < 150 and student_errors < 200  # seen: ~20 and ~40 of 1000
 
@@ -121,7 +125,7 @@ def test_teacher_with_10x_logits_fails_loudly_or_trains_with_clipping(own, own_t
     clipping, trains."""
     _, logits = own_teacher
     big = 10 * logits
-    spec = replace(ex.STUDENT, widths=(256, 256), epochs=3, warmup_epochs=1, batch_size=32)
+    spec = replace(rc.STUDENT, widths=(256, 256), epochs=3, warmup_epochs=1, batch_size=32)
     member = [Member(seed=0, temperature=20.0, soft_weight=1.0, hard_weight=1.0)]
     kwargs = dict(teacher_logits=big, eval_images=own.test_images, eval_labels=own.test_labels,
                   progress=False, desc="distilled-x10")
@@ -152,7 +156,7 @@ def test_clip_grad_norm_is_per_member_over_the_whole_step():
 
 
 def test_max_grad_norm_default_keeps_config_hashes():
-    cfg = ex.configs_for("distilled", "full", [0])[0]
+    cfg = rc.configs_for("distilled", "full", [0])[0]
     assert "max_grad_norm" not in cfg.to_dict()["spec"]
     clipped = replace(cfg, spec=replace(cfg.spec, max_grad_norm=5.0))
     assert clipped.to_dict()["spec"]["max_grad_norm"] == 5.0 and clipped.hash != cfg.hash
@@ -198,7 +202,8 @@ def test_keep_78_like_training_is_not_flagged(own):
     errors = res.history["test_errors"][-1][0]
     assert errors >= 750  # only 7s and 8s are ever predicted ...
     both = (own.test_labels == 7) | (own.test_labels == 8)
-    assert count_errors(res.model, own.test_images[both], own.test_labels[both])[0] < 20  # ... right
+    logits = predict_logits(res.model, own.test_images[both])
+    assert count_errors(logits, own.test_labels[both])[0] < 20  # ... right
 
 
 def test_collapse_stops_the_run_and_keeps_the_last_good_checkpoint(own, tmp_path, monkeypatch):

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from kdlib.models import MLP
-from kdlib.train import Member, TrainSpec, predict_logits, train
+from kdlib.spec import Member, TrainSpec
+from kdlib.train import predict_logits, train
 
 N_TRAIN, N_TEST = 600, 1000
 #: Shared by every member: the teacher recipe's dropout, max-norm and jitter, scaled down.
@@ -27,7 +28,7 @@ def small(mnist):
     x, y = mnist.train_images[:N_TRAIN], mnist.train_labels[:N_TRAIN]
     tx, ty = mnist.test_images[:N_TEST], mnist.test_labels[:N_TEST]
     teacher = train(x, y, replace(PLAIN, widths=(128,), epochs=4), progress=False).model
-    return x, y, tx, ty, predict_logits(teacher, x)
+    return x, y, tx, ty, predict_logits(teacher, x)[0]
 
 
 def _run(small, spec, members):
@@ -115,8 +116,8 @@ def test_stacked_forward_equals_each_members_forward():
     assert shared.shape == own.shape == (4, 16, 10)
     for k in range(4):
         single = stack.member(k).eval()
-        assert torch.allclose(shared[k], single(x), rtol=0, atol=1e-6)
-        assert torch.allclose(own[k], single(x * (k + 1)), rtol=0, atol=1e-6)
+        assert torch.allclose(shared[k], single(x)[0], rtol=0, atol=1e-6)
+        assert torch.allclose(own[k], single(x * (k + 1))[0], rtol=0, atol=1e-6)
     assert not torch.allclose(shared[0], shared[1], atol=1e-3)
 
 
@@ -128,10 +129,10 @@ def test_stacked_dropout_draws_each_members_masks_from_its_generator():
     out = stack(x, gens)
     for k in range(3):
         single = stack.member(k).train()
-        expected = single(x, [torch.Generator().manual_seed(100 + k)])
+        expected = single(x, [torch.Generator().manual_seed(100 + k)])[0]
         assert torch.allclose(out[k], expected, rtol=0, atol=1e-6)
     # masks really are drawn: another generator state gives other outputs
-    again = stack.member(0).train()(x, [torch.Generator().manual_seed(999)])
+    again = stack.member(0).train()(x, [torch.Generator().manual_seed(999)])[0]
     assert not torch.allclose(out[0], again, atol=1e-3)
     with pytest.raises(ValueError, match="one torch.Generator per member"):
         stack(x, gens[:2])

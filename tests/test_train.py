@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from kdlib.models import MLP, parameter_count
-from kdlib.train import Member, TrainSpec, count_errors, predict_logits, train
+from kdlib.evaluate import count_errors
+from kdlib.spec import Member, TrainSpec
+from kdlib.train import predict_logits, train
 
 SMALL = TrainSpec(widths=(64, 64), epochs=3, batch_size=50, lr=0.1, checkpoint_every=1)
 
@@ -65,20 +67,21 @@ def test_distilled_student_follows_its_teacher(mnist):
     """A student trained on soft targets alone (no labels) learns the teacher's function."""
     x, y = _subset(mnist, 5000)
     teacher = train(x, y, SMALL, progress=False).model
-    cached = predict_logits(teacher, x)
+    cached = predict_logits(teacher, x)[0]
     student = train(x, y, replace(SMALL, widths=(32, 32)),
                     [Member(temperature=4.0, soft_weight=1.0, hard_weight=0.0)],
                     teacher_logits=cached, progress=False).model
     te_x, te_y = mnist.test_images[:2000], mnist.test_labels[:2000]
     agree = (predict_logits(student, te_x).argmax(-1) == predict_logits(teacher, te_x).argmax(-1))
     assert agree.float().mean() > 0.85
-    assert count_errors(student, te_x, te_y)[0] < 360  # seen: 279
+    assert count_errors(predict_logits(student, te_x), te_y)[0] < 360  # seen: 279
 
 
 def test_mlp_shapes_and_parameter_count():
     m = MLP((1200, 1200))
     assert sum(p.numel() for p in m.parameters()) == parameter_count((1200, 1200)) == 2395210
-    assert m(torch.zeros(5, 784)).shape == (5, 10)
+    assert m(torch.zeros(5, 784)).shape == (1, 5, 10)  # one shape: (K, B, C), K = 1
+    assert predict_logits(m, torch.zeros(7, 784)).shape == (1, 7, 10)
     stack = MLP((30, 30), num_models=4, seeds=[0, 1, 2, 3])
     assert stack(torch.zeros(5, 784)).shape == (4, 5, 10)
     with pytest.raises(ValueError, match="widths"):
@@ -90,7 +93,7 @@ def test_mlp_shapes_and_parameter_count():
 
 
 def test_learning_rate_schedule():
-    from kdlib.train import learning_rate
+    from kdlib.spec import learning_rate
     spec = TrainSpec(epochs=4, lr=0.2, warmup_epochs=1)
     lrs = [learning_rate(spec, s, 10) for s in range(40)]
     assert lrs[0] == pytest.approx(0.02) and lrs[9] == pytest.approx(0.2)  # linear warm-up

@@ -1,0 +1,113 @@
+"""Stopping a run that failed, with a message that says what to change.
+
+Distillation at a high temperature scales the soft-target gradient by T (Section 2, the T^2
+factor); with a learning rate set for hard labels a student can diverge (NaN/inf) or lose
+every signal and predict one class. Both are checked after every epoch, before the epoch is
+checkpointed, so the last checkpoint is always a good one.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from .io import ArtifactError, read_torch
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class TrainingCollapsed(RuntimeError):
+    """A member's predictions collapsed onto one class (or near chance) after an epoch."""
+
+
+#: Collapse check (``check_collapse``): one class predicted for at least this share of the
+#: checked images, while it is under ``COLLAPSE_MINORITY`` of the transfer set's labels ...
+COLLAPSE_SHARE, COLLAPSE_MINORITY = 0.95, 0.5
+#: ... or, after the first epoch, an error of at least 1 - COLLAPSE_CHANCE / C (C classes in
+#: the transfer set, at least 3) with one class predicted for at least half of the images.
+COLLAPSE_CHANCE, COLLAPSE_SAMPLE = 1.5, 2000
+#: No check before this many updates: a barely trained network may still predict one class
+#: (benchmark warm-ups of 4 steps, tests on a few hundred random images).
+COLLAPSE_MIN_STEPS = 100
+#: The clipping value the collapse message suggests (README "Your own data").
+RECOMMENDED_MAX_GRAD_NORM = 5.0
+
+
+def collapse_report(predictions: torch.Tensor, labels: torch.Tensor, transfer_labels: torch.Tensor,
+                    epoch: int, what: str = "test") -> list[str | None]:
+    """Which members' predictions collapsed: one line per collapsed member, None for the others.
+
+    ``predictions`` (K, N) are the members' classes for N checked images with true ``labels``;
+    ``transfer_labels`` are the training labels. Only checked images of classes that occur in
+    the transfer set count (a student of only 7s and 8s is judged on the 7s and 8s). A member
+    collapsed when one class d gets >= ``COLLAPSE_SHARE`` of its predictions while d is under
+    ``COLLAPSE_MINORITY`` of the transfer labels, or, from epoch 2 on, when its error is
+    >= 1 - ``COLLAPSE_CHANCE``/C (C >= 3 classes in the transfer set) with d predicted for at
+    least half of the images. Unlearnable data (random labels) gives spread-out predictions
+    at chance and is not flagged; a network that lost every signal predicts one class.
+    """
+    num_classes = int(max(predictions.max(), labels.max(), transfer_labels.max())) + 1
+    counts = torch.bincount(transfer_labels.cpu(), minlength=num_classes)
+    share_in_transfer = counts.float() / counts.sum()
+    present = torch.nonzero(counts).flatten()
+    keep = torch.isin(labels.cpu(), present)
+    if not bool(keep.any()):
+        return [None] * len(predictions)
+    preds, y = predictions.cpu()[:, keep], labels.cpu()[keep]
+    out = []
+    for p in preds:
+        pred_counts = torch.bincount(p, minlength=num_classes)
+        d = int(pred_counts.argmax())
+        share, error = float(pred_counts[d]) / len(p), float((p != y).float().mean())
+        minority = float(share_in_transfer[d]) < COLLAPSE_MINORITY
+        one_class = share >= COLLAPSE_SHARE
+        chance = (epoch >= 2 and len(present) >= 3 and share >= 0.5
+                  and error >= 1 - COLLAPSE_CHANCE / len(present))
+        out.append(f"class {d} predicted for {share:.1%} of {len(p)} {what} images (it is "
+                   f"{float(share_in_transfer[d]):.1%} of the training labels), error {error:.1%}"
+                   if minority and (one_class or chance) else None)
+    return out
+
+
+
+def check_collapse(predictions: torch.Tensor, labels: torch.Tensor,
+                   transfer_labels: torch.Tensor, epoch: int, what: str, members, desc: str,
+                   checkpoint_path: Path | None) -> None:
+    """Raise TrainingCollapsed if a member's predictions collapsed after ``epoch`` (1-based)."""
+    found = collapse_report(predictions, labels, transfer_labels, epoch, what)
+    bad = [f"member {k} (seed {members[k].seed}, T {members[k].temperature:g}): {line}"
+           for k, line in enumerate(found) if line]
+    if bad:
+        raise TrainingCollapsed(
+            f"{desc}: predictions collapsed in epoch {epoch}: {'; '.join(bad)}; "
+            f"{last_checkpoint(checkpoint_path)}. "
+            "The network stopped learning: lower the learning rate, use a longer warm-up "
+            "(warmup_epochs), a lower temperature, or clip gradients with TrainSpec.max_grad_norm "
+            f"(e.g. {RECOMMENDED_MAX_GRAD_NORM:g}).")
+
+
+def check_divergence(parameters, epoch_loss: list[float], epoch: int, desc: str,
+                     checkpoint_path: Path | None) -> None:
+    """Raise TrainingDiverged if the loss of epoch ``epoch`` (1-based) or a weight is NaN/inf."""
+    finite_weights = all(bool(torch.isfinite(p).all()) for p in parameters)
+    finite_loss = all(math.isfinite(v) for v in epoch_loss)
+    if not (finite_weights and finite_loss):
+        raise TrainingDiverged(f"{desc}: {'weights' if finite_loss else 'loss'} became NaN/inf "
+                               f"in epoch {epoch} (loss per member: {epoch_loss}); "
+                               f"{last_checkpoint(checkpoint_path)}. Lower the learning rate.")
+
+
+def last_checkpoint(path: Path | None) -> str:
+    """Where a failed run can be resumed from, for its error message."""
+    if path and path.exists():
+        return f"last good checkpoint: {path} (epoch {start_epoch_saved(path)})"
+    return "no checkpoint was written"
+
+
+def start_epoch_saved(path) -> int:
+    try:
+        return int(read_torch(path)["epoch"])
+    except ArtifactError:
+        return -1

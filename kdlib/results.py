@@ -1,0 +1,151 @@
+"""Loading the runs behind every number of Section 3, and saying where they came from.
+
+Each experiment of Hinton, Vinyals & Dean (2015), Section 3 (teacher, students, the
+temperature and hard-weight sweeps, the omitted-digit transfer sets) is a set of runs whose
+artifacts live under ``results/``. The notebooks load them here (training only what is
+missing), and every table says which profile, seeds, code and machine produced its runs.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .experiments import RunResult, artifact_path, load_artifact, run_configs
+from .recipes import DEFAULT_SEEDS, EXPERIMENTS, configs_for
+from .io import ArtifactError
+
+log = logging.getLogger("kdlib")
+
+
+def default_results_dir() -> Path:
+    """``<repository root>/results``, found from this package's location."""
+    return Path(__file__).resolve().parent.parent / "results"
+
+
+def resolve_results_dir(results_dir=None) -> Path:
+    return default_results_dir() if results_dir is None else Path(results_dir)
+
+
+def load_or_run(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, results_dir=None,
+                device="cpu", force: bool = False) -> list[RunResult]:
+    """Every run of an experiment: loaded when its artifact exists, else trained (quietly).
+
+    Loading needs no device, so notebooks executed on a GPU machine re-run on a CPU one.
+    Training messages go to the ``kdlib`` logger, not into notebook outputs.
+    """
+    results_dir = resolve_results_dir(results_dir)
+    configs = configs_for(experiment, profile, seeds)
+    if not force:
+        try:
+            return [load_artifact(c, results_dir) for c in configs]
+        except ArtifactError:
+            pass
+    with warnings.catch_warnings():  # tqdm.auto warns inside kernels without ipywidgets
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        return run_configs(configs, device=device, results_dir=results_dir, force=force,
+                           progress=False, log=log.info)
+
+
+def load_available(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
+                   results_dir=None, validation: bool = False) -> list[RunResult]:
+    """The runs of an experiment whose artifacts exist and are valid; never trains.
+
+    A stale or corrupt artifact counts as missing (the reason goes to the ``kdlib`` logger at
+    INFO level, so that it does not land on a notebook's stderr).
+    """
+    results_dir = resolve_results_dir(results_dir)
+    out = []
+    for cfg in configs_for(experiment, profile, seeds, validation):
+        if artifact_path(cfg, results_dir).exists():
+            try:
+                out.append(load_artifact(cfg, results_dir))
+            except ArtifactError as e:
+                log.info("%s", e)
+    return out
+
+
+def seed_of(run: RunResult) -> int:
+    return int(run.config["member"]["seed"])
+
+
+def short_commit(commit) -> str:
+    """A git commit as a reader wants it: 7 hex digits, "+local changes" for a dirty tree."""
+    text = str(commit)
+    sha, dirty = text.removesuffix("+dirty"), text.endswith("+dirty")
+    short = sha[:7] if len(sha) >= 7 and all(c in "0123456789abcdef" for c in sha) else sha
+    return short + (" (with local changes)" if dirty else "")
+
+
+def short_device(name) -> str:
+    """``Intel(R) Xeon(R) Processor (1 threads)`` -> ``Intel Xeon Processor, 1 thread``."""
+    text = str(name).replace("(R)", "").replace("(TM)", "").replace("  ", " ").strip()
+    m = re.fullmatch(r"(.*?)\s*\((\d+) threads?\)", text)
+    if m:
+        count = int(m.group(2))
+        text = f"{m.group(1)}, {count} thread{'s' if count != 1 else ''}"
+    return text
+
+
+def provenance_line(runs: list[RunResult]) -> str:
+    """One sentence saying which profile, seeds, code and machine produced these runs."""
+    if not runs:
+        return "no artifacts"
+
+    def values(key, fmt=str):
+        return ", ".join(sorted({fmt(r.provenance.get(key, "?")) for r in runs}))
+
+    seeds = ", ".join(str(s) for s in sorted({seed_of(r) for r in runs}))
+    profiles = ", ".join(sorted({r.config["profile"] for r in runs}))
+    count = f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
+    return (f"{count}, profile {profiles}, seed{'s' if ',' in seeds else ''} {seeds}; "
+            f"kdlib {values('kdlib_version')}, commit {values('git_commit', short_commit)}, "
+            f"torch {values('torch_version')}; {values('device_name', short_device)}")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def correct(run_or_logits, labels) -> np.ndarray:
+    """Boolean per test example: is the prediction right?"""
+    logits = run_or_logits.logits() if isinstance(run_or_logits, RunResult) else run_or_logits
+    return np.asarray(logits).argmax(-1) == np.asarray(labels)
+
+
+def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS) -> list[dict]:
+    """One row per available run of every experiment (test-set runs, then validation-split
+    runs): what made it and how long it took."""
+    rows = []
+    for validation in (False, True):
+        for name in EXPERIMENTS:
+            for r in load_available(name, profile, seeds, results_dir, validation):
+                p = r.provenance
+                rows.append({"experiment": f"{name} (validation)" if validation else name,
+                             "run": r.config["name"], "seed": seed_of(r),
+                             "test_errors": r.test_errors,
+                             "commit": short_commit(p.get("git_commit", "?")),
+                             "kdlib": p.get("kdlib_version", "?"),
+                             "torch": p.get("torch_version", "?"),
+                             "device": short_device(p.get("device_name",
+                                                          p.get("device", "?"))),
+                             "wall_time_s": float(r.metrics.get("wall_time_s", 0.0))})
+    return rows
+
+
+def total_compute_hours(rows: list[dict]) -> float:
+    return round(sum(r["wall_time_s"] for r in rows) / 3600, 2)
+
+
+def compute_hours_by_experiment(rows: list[dict]) -> dict[str, float]:
+    """{experiment: hours of training} from ``provenance_rows``, in their order."""
+    out: dict[str, float] = {}
+    for r in rows:
+        out[r["experiment"]] = out.get(r["experiment"], 0.0) + r["wall_time_s"] / 3600
+    return {k: round(v, 2) for k, v in out.items()}
+

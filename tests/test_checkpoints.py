@@ -1,0 +1,44 @@
+"""The paper teacher's committed checkpoints stay resumable: their file names (the group's
+config hashes), the fingerprint inside (``kdlib.train.checkpoint_identity``), the state-dict
+keys and shapes, the velocity list and the RNG-state layout are what the code computes now.
+A refactor that changed any of them would silently restart 1000-epoch runs from scratch."""
+import pytest
+import torch
+
+from kdlib.experiments import checkpoint_path
+from kdlib.recipes import configs_for
+from kdlib.io import read_torch
+from kdlib.models import MLP
+from kdlib.results import default_results_dir
+from kdlib.step import Step
+from kdlib.train import checkpoint_identity
+
+RESULTS = default_results_dir()
+CONFIGS = configs_for("paper_teacher", "full", [0, 1])
+MNIST_TRAIN = 60000  # profile full, test split, transfer set "all": every training image
+
+
+def test_the_code_names_the_committed_checkpoints():
+    committed = sorted((RESULTS / "checkpoints").glob("paper_teacher-*.pt"))
+    assert sorted(checkpoint_path([c], RESULTS) for c in CONFIGS) == committed
+    assert [p.name for p in committed] == ["paper_teacher-738027260d04186c.pt",
+                                           "paper_teacher-da55a171e327d82b.pt"]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[c.name for c in CONFIGS])
+def test_a_committed_checkpoint_resumes_under_the_current_code(cfg):
+    state = read_torch(checkpoint_path([cfg], RESULTS))
+    assert state["fingerprint"] == checkpoint_identity(cfg.spec, [cfg.member], MNIST_TRAIN)
+    assert sorted(state) == ["epoch", "fingerprint", "history", "model", "noise_rng",
+                             "order_rng", "velocity"]
+    spec = cfg.spec
+    model = MLP(spec.widths, num_models=1, input_dropout=spec.input_dropout,
+                hidden_dropout=spec.hidden_dropout, max_norm=spec.max_norm, seeds=[0])
+    expected = model.state_dict()
+    assert list(state["model"]) == list(expected)
+    assert all(state["model"][k].shape == v.shape for k, v in expected.items())
+    velocity = Step(model, "float32").velocity
+    assert [v.shape for v in state["velocity"]] == [v.shape for v in velocity]
+    assert len(state["order_rng"]) == len(state["noise_rng"]) == 1
+    assert state["order_rng"][0].shape == torch.Generator().get_state().shape
+    assert len(state["history"]["train_loss"]) == state["epoch"] > 0
