@@ -10,6 +10,10 @@ TrainingCollapsed / TrainingDiverged, with the epoch) and how often the clip was
 
     python tools/stability_study.py [--clip 5] [--seeds 0 1 2] [--out results/...json]
 
+The committed result (results/full-validation/stability/clipping-study.json) was made at
+commit 448f990, before the library's modules were split; this file is that script with its
+imports updated.
+
 Each variant is appended to the JSON as soon as it finishes (atomic write), and a rerun skips
 variants already there, so a killed study loses at most the variant in progress.
 """
@@ -25,10 +29,12 @@ import torch
 
 import kdlib.train as train_module
 from kdlib.data import load_mnist
-from kdlib.experiments import configs_for, load_teacher
+from kdlib.checks import TrainingCollapsed, TrainingDiverged
+from kdlib.experiments import load_teacher
 from kdlib.io import read_json, write_json
 from kdlib.provenance import provenance
-from kdlib.train import TrainingCollapsed, TrainingDiverged, predict_logits, train
+from kdlib.recipes import configs_for
+from kdlib.train import predict_logits, train
 
 #: A clip this large never rescales (scale = min(1, c / norm) = 1 exactly): it measures the
 #: gradient norms of the unclipped recipe bit-identically.
@@ -109,7 +115,7 @@ def main(argv=None) -> int:
         cfg = replace(cfg, spec=replace(cfg.spec, epochs=args.epochs))
     teacher_cfg = configs_for("teacher", "full", [0], validation=True)[0]
     teacher = load_teacher(teacher_cfg, "results", "cpu")
-    teacher_logits = predict_logits(teacher, data.train_images[:50000])
+    teacher_logits = predict_logits(teacher, data.train_images[:50000])[0]
     doc["setup"] = {"student_config": cfg.to_dict(), "teacher": teacher_cfg.name,
                     "teacher_logits_sd": float(teacher_logits.std()),
                     "teacher_logits_max_abs": float(teacher_logits.abs().max())}
