@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .beyond import CONFIGS as STUDIES
+from .beyond_run import run_study
 from .experiments import DEFAULT_SEEDS, EXPERIMENTS, PROFILES, run_experiment
 
 
@@ -42,7 +44,8 @@ def main(argv=None) -> int:
             if name not in EXPERIMENTS:
                 raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(order)} or all")
         for name in names:
-            results = run_experiment(name, args.profile, args.seeds or DEFAULT_SEEDS,
+            run = run_study if name in STUDIES else run_experiment  # issue 15's studies
+            results = run(name, args.profile, args.seeds or DEFAULT_SEEDS,
                                      device=args.device, results_dir=args.results_dir,
                                      force=args.force, progress=not args.no_progress,
                                      validation=args.validation, data_root=args.data,
