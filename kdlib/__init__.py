@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 ARTIFACT_VERSION = 1
 
 from .losses import distillation_loss, logit_matching_loss, softmax_with_temperature  # noqa: E402
+from . import recipes  # noqa: E402,F401  (registers the studies of kdlib.beyond in EXPERIMENTS)
 
 __all__ = ["distillation_loss", "logit_matching_loss", "softmax_with_temperature",
            "__version__", "ARTIFACT_VERSION"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .beyond import CONFIGS as STUDIES
+from .beyond_run import run_study
 from .experiments import run_experiment
 from .recipes import DEFAULT_SEEDS, EXPERIMENTS, PROFILES
 
@@ -50,7 +52,8 @@ def main(argv=None) -> int:
             if name not in EXPERIMENTS:
                 raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(order)} or all")
         for name in names:
-            results = run_experiment(name, args.profile, args.seeds or DEFAULT_SEEDS,
+            run = run_study if name in STUDIES else run_experiment  # issue 15's studies
+            results = run(name, args.profile, args.seeds or DEFAULT_SEEDS,
                                      device=args.device, results_dir=args.results_dir,
                                      force=args.force, progress=not args.no_progress,
                                      validation=args.validation, data_root=args.data,

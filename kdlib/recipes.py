@@ -327,3 +327,8 @@ def paper_teacher_recipe() -> list[tuple[str, str, str, str]]:
         ("Arithmetic", "float32 (GPU)", f"{t.precision} matrix products, float32 weights",
          "speed on CPUs with AVX-512 BF16 (benchmarks/README.md)"),
     ]
+
+
+# Issue 15's studies (Sections 4-6), whose configs kdlib.beyond builds from this module's.
+from .beyond import CONFIGS as _STUDIES  # noqa: E402
+EXPERIMENTS.update(_STUDIES)

@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 NAMES = ["01_derivations", "02_teacher_and_students", "03_temperature_and_capacity",
-         "04_omitted_digits", "05_results", "06_paper_teacher"]
+         "04_omitted_digits", "05_results", "06_paper_teacher", "07_soft_targets_regulariser",
+         "08_ensemble_distillation", "09_specialists"]
 
 
 def glued(path: Path) -> dict:
@@ -84,7 +85,7 @@ def count(g, key):
     return float(str(g[key]).split()[0])
 
 
-def test_the_book_has_its_five_notebooks():
+def test_the_book_has_its_notebooks():
     assert [nb.stem for nb in NOTEBOOKS] == NAMES
 
 
@@ -208,3 +209,30 @@ def test_paper_teacher(executed):
     assert g["teacher_epochs_done"] == g["teacher_epochs"] == 3
     assert (results / "smoke" / "paper_teacher" / "paper-teacher-s0.json").exists()
     assert "fig_teacher_curve" in g
+
+
+def test_soft_targets(executed):
+    """Issue 15, Section 6: hard labels and soft targets on 3% and on all of the smoke images."""
+    g = result(executed, "07_soft_targets_regulariser")[1]
+    assert g["curve_images"] == 1000
+    for key in ("hard_f3", "soft_f3", "hard_f100", "soft_f100"):
+        assert 0 < int(g[key].split()[0]) < 9000, key
+    assert g["verdict_f3"] in ("yes", "no")
+
+
+def test_ensemble_distillation(executed):
+    """Issue 15, Section 4: two smoke teachers, their ensemble and the students."""
+    g = result(executed, "08_ensemble_distillation")[1]
+    assert g["ensemble_size"] == 2 and 0 < g["ensemble_errors"] < 1500
+    for key in ("hard_errors", "one_errors", "from_ensemble_errors"):
+        assert 0 < int(g[key].split()[0]) < 1500, key
+    assert g["verdict_ensemble_vs_one"] in ("yes", "no")
+
+
+def test_specialists(executed):
+    """Issue 15, Section 5: generalist, specialists of k = 2 and 3, their combination."""
+    g = result(executed, "09_specialists")[1]
+    assert g["ks"] == "2, 3" and "fig-covariance" in g
+    assert 0 < int(g["generalist_errors"].split()[0]) < 1500
+    assert 0 < int(g["combined_errors"].split()[0]) < 2000
+    assert g["verdict_specialists"] in ("yes", "no")

@@ -1,0 +1,230 @@
+"""Load or train the runs of the studies of ``kdlib.beyond`` (``python -m kdlib <study>``).
+
+Like ``experiments.run_configs``: a run whose artifact matches its config is loaded, the others
+are trained (teachers and generalists they need first, through ``run_configs``) under a lock,
+and full-profile runs refuse a dirty ``kdlib/`` unless ``allow_dirty``. Students of one
+transfer set and one teacher train as one stack (``kdlib.train``); specialists, whose output
+layer has its own size and whose weights start from the generalist's, are fine-tuned by
+``finetune`` (autograd, the same SGD and learning-rate schedule).
+"""
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from . import beyond as bd
+from . import experiments as ex
+from .data import MNIST, jitter, load_mnist, to_float
+from .ensembles import ensemble_teacher_logits
+from .io import ArtifactError, exclusive_lock
+from .provenance import check_clean_tree
+from .specialists import dustbin_correction, dustbin_labels, enriched_indices, specialist_from_generalist
+from .subsets import stratified_subset
+from .evaluate import count_errors
+from .recipes import DEFAULT_SEEDS, RunConfig, configs_for
+from .spec import TrainSpec, learning_rate
+from .train import predict_logits, resolve_device, train
+
+
+def _pending(configs, results_dir, force, log):
+    done, pending = {}, []
+    for cfg in configs:
+        try:
+            if force:
+                raise ArtifactError("forced")
+            done[cfg] = ex.load_artifact(cfg, results_dir)
+        except ArtifactError as e:
+            if not force and ex.artifact_path(cfg, results_dir).exists():
+                log(f"kdlib: {e}; retraining")
+            pending.append(cfg)
+    return done, pending
+
+
+def run_study(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, device="cpu",
+              results_dir="results", force: bool = False, progress: bool = True,
+              data: MNIST | None = None, data_root=None, verify_data: bool = True, log=print,
+              allow_dirty: bool = False, validation: bool = False) -> list[ex.RunResult]:
+    """Every run of a study (``kdlib.beyond.CONFIGS``), loaded or trained, in config order."""
+    if experiment not in bd.CONFIGS:
+        raise ValueError(f"unknown study {experiment!r}; choose one of {', '.join(bd.CONFIGS)}")
+    if validation:
+        raise ValueError(f"{experiment}: the studies run on the test split only")
+    configs = configs_for(experiment, profile, seeds)
+    device = resolve_device(device)
+    done, pending = _pending(configs, results_dir, force, log)
+    if pending:
+        if profile == "full" and not allow_dirty:
+            check_clean_tree(f"profile 'full' runs of {experiment}")
+        data = (data or load_mnist(data_root, device=device, verify=verify_data)).to(device)
+        opts = dict(device=device, results_dir=results_dir, progress=progress, log=log,
+                    allow_dirty=allow_dirty, data=data)
+        done.update(_TRAINERS[experiment](pending, **opts))
+    return [done[c] for c in configs]
+
+
+def _teachers(configs, **opts) -> dict[str, torch.nn.Module]:
+    """{ref: model} of the teachers (or generalists) named in ``sources``, trained if missing."""
+    wanted = {bd.ref(t): t for c in configs for t in _all_teachers(c)}
+    wanted = {k: v for k, v in wanted.items() if k in {s for c in configs for s in c.sources}}
+    runs = ex.run_configs(list(wanted.values()), device=opts["device"], results_dir=opts["results_dir"],
+                          progress=opts["progress"], data=opts["data"], log=opts["log"],
+                          allow_dirty=opts["allow_dirty"])
+    return {k: ex.load_teacher(cfg, opts["results_dir"], opts["device"]) for (k, cfg), _ in
+            zip(wanted.items(), runs)}
+
+
+def _all_teachers(cfg) -> list[RunConfig]:
+    if cfg.experiment == "specialists":
+        return bd.generalist_configs(cfg.profile, [cfg.member.seed])
+    return bd.study_teacher_configs(cfg.profile, sorted(set(bd.ENSEMBLE_SEEDS + bd.SMOKE_ENSEMBLE_SEEDS
+                                                            + (cfg.member.seed,))))
+
+
+def _locked(group, results_dir, log, train_fn):
+    """``train_fn(rest)`` under the group's lock for the runs no other process has written."""
+    lock = ex.checkpoint_path(group, results_dir).with_suffix(".lock")
+    with exclusive_lock(lock, lambda pid: log(f"kdlib: waiting for process {pid} ({lock})")):
+        done, rest = _pending(group, results_dir, False, lambda m: None)
+        if rest:
+            done.update(zip(rest, train_fn(rest)))
+    return done
+
+
+def _train_stack(group, images, labels, teacher_logits, data, curve, **opts):
+    """Train ``group`` (one spec, transfer set and teacher) as one stack and save each run."""
+    first, device, results_dir = group[0], opts["device"], opts["results_dir"]
+    te_x, te_y = data.test_images, data.test_labels
+    ckpt = ex.checkpoint_path(group, results_dir)
+    opts["log"](f"kdlib: training {first.experiment} [{', '.join(c.name for c in group)}] on "
+                f"{len(images)} examples, {first.spec.epochs} epochs, device {device}")
+    result = train(images, labels, first.spec, [c.member for c in group], teacher_logits=teacher_logits,
+                   eval_images=te_x[curve], eval_labels=te_y[curve], checkpoint_path=ckpt,
+                   progress=opts["progress"], desc=f"{first.experiment} ({len(group)})")
+    logits = bd.stacked_logits(result.model, te_x)
+    out = []
+    for k, cfg in enumerate(group):
+        history = {key: [e[k] for e in result.history[key]] for key in ("train_loss", "test_errors")}
+        extra = {"transfer_set_size": len(images), "stacked_with": len(group),
+                 "curve_test_images": int(len(curve)), "sources": list(cfg.sources)}
+        res = ex._save_artifact(cfg, results_dir, logits[k], te_y, history,
+                                result.wall_time / len(group), device, None, extra)
+        opts["log"](f"kdlib: {cfg.name}: {res.test_errors} test errors -> {res.path}")
+        out.append(res)
+    ckpt.unlink(missing_ok=True)
+    return out
+
+
+def _train_soft_targets(pending, data, **opts):
+    teachers = _teachers(pending, data=data, **opts)
+    tr_x, tr_y, _, te_y = ex._splits(data, pending[0])
+    curve = stratified_subset(te_y.cpu(), bd.CURVE_TEST_SHARE, 0).to(te_y.device)
+    groups: dict = {}
+    for cfg in pending:
+        groups.setdefault((cfg.transfer, cfg.member.seed), []).append(cfg)
+    done = {}
+    for (transfer, seed), group in groups.items():
+        idx = stratified_subset(tr_y.cpu(), float(transfer.split(":")[1]), seed).to(tr_y.device)
+        sources = [c.sources[0] for c in group if c.sources]
+        teacher_logits = bd.stacked_logits(teachers[sources[0]], tr_x[idx])[0] if sources else None
+        done.update(_locked(group, opts["results_dir"], opts["log"], partial(
+            _train_stack, images=tr_x[idx], labels=tr_y[idx], teacher_logits=teacher_logits,
+            data=data, curve=curve, **opts)))
+    return done
+
+
+def _train_ensemble(pending, data, **opts):
+    teachers = _teachers(pending, data=data, **opts)
+    tr_x, tr_y, _, te_y = ex._splits(data, pending[0])
+    curve = torch.arange(len(te_y), device=te_y.device)
+    groups: dict = {}
+    for cfg in pending:
+        groups.setdefault(cfg.sources, []).append(cfg)
+    done = {}
+    for sources, group in groups.items():
+        member_logits = torch.cat([bd.stacked_logits(teachers[s], tr_x) for s in sources])
+        t_logits = ensemble_teacher_logits(member_logits, bd.DISTILL_TEMPERATURE) \
+            if len(sources) > 1 else member_logits[0]
+        done.update(_locked(group, opts["results_dir"], opts["log"], partial(
+            _train_stack, images=tr_x, labels=tr_y, teacher_logits=t_logits, data=data,
+            curve=curve, **opts)))
+    return done
+
+
+# ----------------------------------------------------------------------------- specialists
+def finetune(model, images, labels, spec: TrainSpec, seed: int, eval_images=None, eval_labels=None):
+    """SGD with momentum, ``spec``'s batch, cosine learning rate and jitter, on hard labels.
+
+    For a single model (specialists) whose weights are already set; returns the history of
+    train loss and (with eval images) errors after each epoch. No dropout or max-norm.
+    """
+    order = torch.Generator().manual_seed(1_000_003 * int(seed) + 17)
+    noise = torch.Generator(device=images.device).manual_seed(1_000_003 * int(seed) + 29)
+    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
+    x_all, n = to_float(images), len(images)
+    steps = math.ceil(n / spec.batch_size)
+    history = {"train_loss": [], "test_errors": []}
+    model.train()
+    for epoch in range(spec.epochs):
+        perm, total = torch.randperm(n, generator=order).to(images.device), 0.0
+        for s in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(spec, epoch * steps + s, steps)
+            idx = perm[s * spec.batch_size:(s + 1) * spec.batch_size]
+            x = jitter(x_all[idx], spec.jitter, noise) if spec.jitter else x_all[idx]
+            out = model(x)
+            loss = torch.nn.functional.cross_entropy(out.reshape(len(idx), -1), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        history["train_loss"].append(total / n)
+        if eval_images is not None:
+            history["test_errors"].append(count_errors(predict_logits(model, eval_images), eval_labels)[0])
+            model.train()
+    model.eval()
+    return history
+
+
+def _train_specialists(pending, data, **opts):
+    specs = [c for c in pending if isinstance(c, bd.StudyConfig)]
+    rest = [c for c in pending if c not in specs]  # generalists: an ordinary run
+    done = dict(zip(rest, ex.run_configs(rest, data=data, **opts))) if rest else {}
+    generalists = _teachers(specs, data=data, **opts)
+    tr_x, tr_y, te_x, te_y = ex._splits(data, pending[0])
+    for cfg in specs:
+        gen = generalists[cfg.sources[0]]
+        done.update(_locked([cfg], opts["results_dir"], opts["log"], partial(
+            _one_specialist, generalist=gen, tr_x=tr_x, tr_y=tr_y, te_x=te_x, te_y=te_y, **opts)))
+    return done
+
+
+def _one_specialist(rest, generalist, tr_x, tr_y, te_x, te_y, **opts):
+    [cfg] = rest
+    k, j = (int(v) for v in cfg.transfer.removeprefix("specialist:k").split("g"))
+    groups = bd.seed_groups(bd.stacked_logits(generalist, tr_x)[0], [k], cfg.member.seed)[k]
+    if j >= len(groups):
+        raise RuntimeError(f"{cfg.name}: K-means gave {len(groups)} non-empty groups for k = {k}")
+    classes = groups[j]
+    idx = enriched_indices(tr_y.cpu(), classes, cfg.member.seed).to(tr_y.device)
+    model = specialist_from_generalist(generalist, classes)
+    t0 = time.perf_counter()
+    history = finetune(model, tr_x[idx], dustbin_labels(tr_y[idx], classes), cfg.spec, cfg.member.seed,
+                       te_x, dustbin_labels(te_y, classes))
+    wall = time.perf_counter() - t0
+    special = torch.isin(tr_y, torch.tensor(classes, device=tr_y.device))
+    correction = dustbin_correction(float(special.float().mean()), float(special[idx].float().mean()))
+    extra = {"classes": list(classes), "dustbin_correction": correction, "groups_k": k,
+             "transfer_set_size": int(len(idx)), "sources": list(cfg.sources)}
+    res = ex._save_artifact(cfg, opts["results_dir"], bd.stacked_logits(model, te_x)[0],
+                            dustbin_labels(te_y, classes), history, wall, opts["device"], None, extra)
+    opts["log"](f"kdlib: {cfg.name} {classes}: {res.test_errors} errors of its {len(classes) + 1}-way "
+                f"task -> {Path(res.path)}")
+    return [res]
+
+
+_TRAINERS = {"soft_targets": _train_soft_targets, "ensemble": _train_ensemble,
+             "specialists": _train_specialists}

@@ -1,0 +1,55 @@
+"""Configs of issue 15's studies (kdlib.beyond): what each run is, and that a changed teacher
+makes its students' artifacts stale."""
+from dataclasses import replace
+
+import pytest
+
+from kdlib import beyond as bd
+from kdlib.experiments import EXPERIMENTS, HARD_WEIGHT, configs_for
+
+
+def test_registered_and_sized():
+    assert {"soft_targets", "ensemble", "specialists"} <= set(EXPERIMENTS)
+    assert len(configs_for("soft_targets", "full")) == 4 * 2 * 3
+    assert len(configs_for("ensemble", "full")) == 2 * 3
+    assert len(configs_for("specialists", "full")) == 3 + 3 * (3 + 4 + 5)
+
+
+def test_soft_targets_pairs_differ_only_in_the_loss_and_keep_the_updates():
+    runs = {c.name: c for c in configs_for("soft_targets", "full")}
+    hard, soft = runs["f3-hard-s1"], runs["f3-soft-s1"]
+    assert hard.spec == soft.spec and hard.transfer == soft.transfer == "subset:0.03"
+    assert hard.member.soft_weight == 0 and soft.member.temperature == 20
+    assert soft.member.hard_weight == HARD_WEIGHT
+    assert soft.sources == (bd.ref(bd.study_teacher_configs("full", [1])[0]),) and hard.sources == ()
+    # 1/f times the epochs: 40 -> 1333 at 3%, warm-up 2 -> 67 epochs
+    assert runs["f3-hard-s0"].spec.epochs == 1333 and runs["f3-hard-s0"].spec.warmup_epochs == 67
+    assert runs["f100-hard-s0"].spec.epochs == 40
+
+
+def test_ensemble_students_name_their_teachers():
+    runs = {c.name: c for c in configs_for("ensemble", "full", [0, 1, 2])}
+    teachers = bd.study_teacher_configs("full", [0, 1, 2])
+    assert runs["from-ensemble3-s2"].sources == tuple(bd.ref(t) for t in teachers)
+    assert runs["from-teacher-s2"].sources == (bd.ref(teachers[2]),)
+    assert len(bd.ensemble_members("smoke")) == 2
+
+
+def test_a_changed_source_changes_the_hash():
+    cfg = configs_for("ensemble", "full", [0])[0]
+    assert replace(cfg, sources=("teacher/other@0",)).hash != cfg.hash
+
+
+def test_specialists_start_from_a_stored_generalist():
+    cfgs = configs_for("specialists", "full", [0])
+    gen = cfgs[0]
+    assert gen.name == "generalist-s0" and gen.store_weights
+    assert [c.transfer for c in cfgs[1:4]] == ["specialist:k3g0", "specialist:k3g1", "specialist:k3g2"]
+    assert all(c.sources == (bd.ref(gen),) for c in cfgs[1:])
+    assert cfgs[1].spec.epochs == 10 and cfgs[1].spec.jitter == 2
+    assert configs_for("specialists", "smoke", [0])[1].spec.epochs == 1
+
+
+def test_scaled_spec_rejects_unknown_profiles():
+    with pytest.raises(ValueError, match="profile"):
+        bd.scaled_spec(bd.SPECIALIST, "huge")
