@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from kdlib import beyond as bd
-from kdlib.experiments import EXPERIMENTS, HARD_WEIGHT, configs_for
+from kdlib.recipes import EXPERIMENTS, HARD_WEIGHT, configs_for
 
 
 def test_registered_and_sized():
