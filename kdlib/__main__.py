@@ -45,6 +45,9 @@ def main(argv=None) -> int:
     p.add_argument("--allow-dirty", action="store_true",
                    help="train --profile full runs even with uncommitted changes to kdlib/ "
                         "(their provenance records the commit as <sha>+dirty)")
+    p.add_argument("--max-grad-norm", type=float, default=None, metavar="C",
+                   help="clip each distilled student's gradient to L2 norm C (e.g. 5: a teacher "
+                        "with large logits; README 'Your own data')")
     args = p.parse_args(argv)
     names = order if args.experiments == ["all"] else args.experiments
     try:
@@ -53,7 +56,10 @@ def main(argv=None) -> int:
                 raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(order)} or all")
         for name in names:
             run = run_study if name in STUDIES else run_experiment  # issue 15's studies
-            results = run(name, args.profile, args.seeds or DEFAULT_SEEDS,
+            clip = {} if args.max_grad_norm is None else {"max_grad_norm": args.max_grad_norm}
+            if clip and name in STUDIES:
+                raise ValueError(f"--max-grad-norm applies to Section 3's experiments, not {name!r}")
+            results = run(name, args.profile, args.seeds or DEFAULT_SEEDS, **clip,
                                      device=args.device, results_dir=args.results_dir,
                                      force=args.force, progress=not args.no_progress,
                                      validation=args.validation, data_root=args.data,

@@ -12,7 +12,7 @@ stacked model (``kdlib.train``), finished members are never retrained.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -271,7 +271,16 @@ def training_progress(cfg: RunConfig, results_dir) -> dict | None:
             "test_errors": [int(v[0]) for v in history["test_errors"]]}
 
 
-def run_experiment(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, **kwargs):
-    """Load or train every run of a named experiment; see ``run_configs`` for options."""
-    validation = kwargs.pop("validation", False)
-    return run_configs(configs_for(experiment, profile, seeds, validation), **kwargs)
+def run_experiment(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *,
+                   validation: bool = False, max_grad_norm: float | None = None, **kwargs):
+    """Load or train every run of a named experiment; see ``run_configs`` for options.
+
+    ``max_grad_norm`` clips the gradient of every student that learns from a teacher (README
+    "Your own data": a teacher with large logits); such runs are other configs than the
+    recipe's, with artifacts of their own.
+    """
+    configs = configs_for(experiment, profile, seeds, validation)
+    if max_grad_norm is not None:
+        configs = [replace(c, spec=replace(c.spec, max_grad_norm=max_grad_norm))
+                   if c.teacher_seed is not None else c for c in configs]
+    return run_configs(configs, **kwargs)
