@@ -293,8 +293,8 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     every member is recorded after each epoch. ``stop_after_epoch`` ends early (for tests of
     resumption; the checkpoint then holds that epoch). ``compile`` (default: for runs of at
     least ``COMPILE_MIN_STEPS`` steps) fuses the parameter update with torch.compile.
-    ``check_collapse``: after every epoch from the ``COLLAPSE_MIN_STEPS``-th update on, and
-    after the last epoch of any run (a short run is judged too), raise ``TrainingCollapsed``
+    ``check_collapse``: after every epoch from the ``COLLAPSE_MIN_STEPS``-th update on,
+    raise ``TrainingCollapsed``
     (the epoch is not checkpointed) when a member predicts one class for almost everything
     (``kdlib.checks.collapse_report``; judged on the eval images, else on up to 2000
     training images).
@@ -319,8 +319,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
         epoch_loss = _train_epoch(run, spec, epoch)
         done = epoch + 1
         _end_of_epoch(run, done, epoch_loss, eval_images, eval_labels,
-                      check_collapse and (done * steps >= COLLAPSE_MIN_STEPS or done == spec.epochs),
-                      members, desc, path)
+                      check_collapse and done * steps >= COLLAPSE_MIN_STEPS, members, desc, path)
         bar.set_postfix(loss=f"{min(epoch_loss):.4f}")
         stop = stop_after_epoch is not None and done >= stop_after_epoch
         if done % spec.checkpoint_every == 0 or done == spec.epochs or stop:

@@ -148,7 +148,7 @@ def test_clipping_trains_a_student_from_teacher_logits_scaled_1_3_10(own, own_te
 def test_unclipped_large_logits_stop_with_a_named_collapse(own, own_teacher, scale, batch_size):
     """Without clipping, logits x3 and x10 collapse the student onto one class; the run stops
     naming itself, the epoch and the remedies, never silently. At batch 128 the run has only
-    72 updates (below COLLAPSE_MIN_STEPS): its last epoch is checked all the same."""
+    72 updates (24 an epoch); with the check from the 100th update on it went unflagged."""
     with pytest.raises(TrainingCollapsed) as info:
         _distil_from_scaled(own, own_teacher, scale, batch_size, None)
     message = str(info.value)
