@@ -65,3 +65,34 @@ def remaining_core_hours(epochs_done, epochs_total: int,
         raise ValueError(f"seconds_per_epoch must be positive, got {seconds_per_epoch}")
     left = sum(max(epochs_total - int(e), 0) for e in epochs_done)
     return left * seconds_per_epoch / 3600.0
+
+
+def mean_curve(curves) -> np.ndarray:
+    """Mean over runs of per-epoch curves, over the epochs every run has reached."""
+    curves = [np.asarray(c, dtype=np.float64) for c in curves if len(c)]
+    if not curves:
+        raise ValueError("no curve to average")
+    length = min(len(c) for c in curves)
+    return np.mean([c[:length] for c in curves], axis=0)
+
+
+def run_progress(configs, results_dir) -> dict[str, dict]:
+    """How far each run of ``configs`` has got, by run name: ``{"seed", "validation", "epoch",
+    "epochs", "test_errors", "finished"}`` from its artifact when finished, else from its
+    checkpoint (``experiments.training_progress``); runs not started are left out."""
+    from . import experiments  # experiments -> recipes -> ...: import when used
+    out = {}
+    for cfg in configs:
+        try:
+            run = experiments.load_artifact(cfg, results_dir)
+            state = {"epoch": cfg.spec.epochs, "epochs": cfg.spec.epochs,
+                     "test_errors": run.metrics["test_errors_curve"]}
+        except experiments.ArtifactError:
+            state = experiments.training_progress(cfg, results_dir)
+            if state is None:
+                continue
+        out[cfg.name + (" (validation)" if cfg.validation else "")] = {
+            "seed": cfg.member.seed, "validation": cfg.validation, "epoch": state["epoch"],
+            "epochs": state["epochs"], "test_errors": list(state["test_errors"]),
+            "finished": state["epoch"] == state["epochs"]}
+    return out

@@ -40,3 +40,26 @@ def test_remaining_core_hours():
         (600 + 0 + 1000) * 12 / 3600)
     with pytest.raises(ValueError, match="seconds_per_epoch"):
         remaining_core_hours([0], 10, seconds_per_epoch=0)
+
+
+def test_mean_curve_averages_the_common_epochs():
+    from kdlib.progress import mean_curve
+    assert mean_curve([[10, 8, 6], [20, 10]]).tolist() == [15.0, 9.0]
+    with pytest.raises(ValueError, match="no curve"):
+        mean_curve([[], []])
+
+
+def test_run_progress_reads_checkpoints_and_skips_runs_not_started(tmp_path):
+    """A run in progress is read from its checkpoint (epoch, per-epoch test errors)."""
+    from kdlib import experiments
+    from kdlib.io import write_torch
+    from kdlib.progress import run_progress
+    from kdlib.recipes import configs_for
+    cfgs = configs_for("paper_teacher", "full", [0, 1])
+    path = experiments.checkpoint_path([cfgs[0]], tmp_path)
+    history = {"train_loss": [[0.5], [0.4]], "test_errors": [[300], [280]]}
+    write_torch(path, {"epoch": 2, "history": history, "model": {}, "fingerprint": "x"})
+    got = run_progress(cfgs, tmp_path)
+    assert list(got) == ["paper-teacher-s0"]
+    assert got["paper-teacher-s0"]["epoch"] == 2 and got["paper-teacher-s0"]["test_errors"] == [300, 280]
+    assert not got["paper-teacher-s0"]["finished"] and got["paper-teacher-s0"]["epochs"] == 1000
