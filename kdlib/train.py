@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -29,7 +29,7 @@ from .data import jitter as jitter_batch, to_float
 from .evaluate import count_errors
 from .io import ArtifactError, read_torch, write_torch
 from .models import MLP
-from .spec import Member, TrainSpec, fingerprint, hinton2012_schedule, learning_rate
+from .spec import Member, TrainSpec, checkpoint_identity, hinton2012_schedule, learning_rate
 from .step import Step
 
 #: Runs with at least this many steps compile the update (kdlib.step; minutes to compile).
@@ -62,15 +62,6 @@ def resolve_device(device) -> torch.device:
     if dev.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"unsupported device {device!r}; use 'cpu' or 'cuda'")
     return dev
-
-
-def checkpoint_identity(spec: TrainSpec, members: Sequence[Member], n: int) -> str:
-    """What a checkpoint must have been written by to be resumed: the spec, the members and
-    the size of the transfer set (stored in the checkpoint as ``fingerprint``)."""
-    spec_id = asdict(spec)
-    if spec.max_grad_norm is None:  # added later: checkpoints of earlier runs stay valid
-        del spec_id["max_grad_norm"]
-    return fingerprint({"spec": spec_id, "members": [asdict(m) for m in members], "n": n})
 
 
 @torch.no_grad()

@@ -14,21 +14,30 @@ from kdlib.step import Step
 from kdlib.train import checkpoint_identity
 
 RESULTS = default_results_dir()
-CONFIGS = configs_for("paper_teacher", "full", [0, 1])
-MNIST_TRAIN = 60000  # profile full, test split, transfer set "all": every training image
+CONFIGS = (configs_for("paper_teacher", "full", [0, 1, 2])
+           + configs_for("paper_teacher", "full", [0], validation=True))
+
+
+def transfer_size(cfg) -> int:
+    """Profile full, transfer set "all": every training image (the first 50,000 on the
+    validation split)."""
+    return 50000 if cfg.validation else 60000
 
 
 def test_the_code_names_the_committed_checkpoints():
     committed = sorted((RESULTS / "checkpoints").glob("paper_teacher-*.pt"))
     assert sorted(checkpoint_path([c], RESULTS) for c in CONFIGS) == committed
     assert [p.name for p in committed] == ["paper_teacher-738027260d04186c.pt",
+                                           "paper_teacher-c223fcd223168ef6.pt",
+                                           "paper_teacher-d65ca88a35fd8646.pt",
                                            "paper_teacher-da55a171e327d82b.pt"]
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=[c.name for c in CONFIGS])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[c.name + ("-validation" if c.validation else "")
+                                              for c in CONFIGS])
 def test_a_committed_checkpoint_resumes_under_the_current_code(cfg):
     state = read_torch(checkpoint_path([cfg], RESULTS))
-    assert state["fingerprint"] == checkpoint_identity(cfg.spec, [cfg.member], MNIST_TRAIN)
+    assert state["fingerprint"] == checkpoint_identity(cfg.spec, [cfg.member], transfer_size(cfg))
     assert sorted(state) == ["epoch", "fingerprint", "history", "model", "noise_rng",
                              "order_rng", "velocity"]
     spec = cfg.spec
