@@ -149,3 +149,13 @@ def test_entry_page_holds_the_results_notebooks_claims_table():
     assert [r["claim"] for r in rows] == [line.split(" | ")[1]
                                           for line in table.splitlines()[2:]]
     assert intro.index(README_START) < intro.index("## About this book")
+
+
+def test_every_notebook_renders_its_markdown_tables():
+    """Tables displayed with IPython's Markdown render as tables only with myst-nb's gfm
+    format (chapters 6 and 9 first showed them as raw text without it)."""
+    assert NOTEBOOKS
+    missing = [nb.name for nb in NOTEBOOKS
+               if json.loads(nb.read_text())["metadata"].get("mystnb", {})
+               .get("render_markdown_format") != "gfm"]
+    assert missing == []

@@ -49,7 +49,10 @@ RESULTS_PAGES = [p for p in PAGES if Path(p).stem.endswith("results")]
 NOTEBOOK_PAGES = [p for p in PAGES if (REPO / p).with_suffix(".ipynb").is_file()]
 #: The pages to photograph: name -> page.
 SHOTS = {"intro": "book/intro.html", "chapter": "notebooks/02_teacher_and_students.html",
-         "conclusions": "book/conclusions.html"}
+         "conclusions": "book/conclusions.html", "paper_teacher": "notebooks/06_paper_teacher.html",
+         "soft_targets": "notebooks/07_soft_targets_regulariser.html",
+         "ensemble": "notebooks/08_ensemble_distillation.html",
+         "specialists": "notebooks/09_specialists.html", "provenance": "book/provenance.html"}
 #: The one repository URL setting; empty while the project has no public repository.
 REPOSITORY_URL = str(((yaml.safe_load((REPO / "_config.yml").read_text()) or {})
                       .get("repository") or {}).get("url") or "").strip().rstrip("/")
