@@ -30,27 +30,44 @@ from .specialists import combine_specialists, confusable_groups
 from .train import predict_logits
 
 # ----------------------------------------------------------------------------- choices
-#: Fractions of the training images (Section 6 uses 3%); smoke: of its 10,000 images.
-FRACTIONS, SMOKE_FRACTIONS = (0.01, 0.03, 0.1, 1.0), (0.03, 1.0)
 #: The soft-targets study records test errors after every epoch on this class-stratified
 #: share of the test set (1,000 images; the final errors are on all 10,000): a 1% run has
 #: 4,000 epochs.
 CURVE_TEST_SHARE = 0.1
-#: The teachers whose ensemble is distilled (Section 4 used 10 models); smoke: two.
-ENSEMBLE_SEEDS, SMOKE_ENSEMBLE_SEEDS = (0, 1, 2), (0, 1)
-#: Specialists: K-means with each k, every cluster a specialist (a class is covered by one
-#: specialist per k); groups from the generalist's training-set predictions at this temperature
-#: (at T = 1 a network that fits its training set predicts nearly one-hot there, and the
-#: covariance would be the labels').
-CLUSTER_KS, SMOKE_CLUSTER_KS = (3, 4, 5), (2, 3)
+#: Specialists' groups come from the generalist's training-set predictions at this
+#: temperature (at T = 1 a network that fits its training set predicts nearly one-hot there,
+#: and the covariance would be the labels').
 GROUP_TEMPERATURE = DISTILL_TEMPERATURE
 #: A specialist is fine-tuned from the generalist (ours: a tenth of its learning rate, 10
 #: epochs of the enriched set, with the teacher's 2-pixel jitter so it sees images the
 #: generalist has not fitted already).
 SPECIALIST = replace(STUDENT, epochs=10, lr=STUDENT.lr / 10, jitter=2)
-SMOKE_SPECIALIST_EPOCHS = 1
 #: The generalist's n most probable classes decide the active specialists (Section 5.4: n = 1).
 TOP_N = 1
+
+
+@dataclass(frozen=True)
+class StudyBudget:
+    """What a profile spends on the three studies (``recipes.PROFILES`` for Section 3's)."""
+
+    fractions: tuple                 # of the training images (Section 6 uses 3%)
+    ensemble_seeds: tuple            # the teachers whose ensemble is distilled (Section 4: 10)
+    cluster_ks: tuple                # K-means with each k, every cluster a specialist
+    specialist_epochs: int | None    # None: SPECIALIST's
+
+
+#: smoke: of its 10,000 images, two teachers, small k, one specialist epoch.
+STUDY_BUDGETS = {
+    "smoke": StudyBudget(fractions=(0.03, 1.0), ensemble_seeds=(0, 1), cluster_ks=(2, 3),
+                         specialist_epochs=1),
+    "full": StudyBudget(fractions=(0.01, 0.03, 0.1, 1.0), ensemble_seeds=(0, 1, 2),
+                        cluster_ks=(3, 4, 5), specialist_epochs=None),
+}
+
+
+def study_budget(profile: str) -> StudyBudget:
+    budget(profile)  # the same error for an unknown profile as everywhere
+    return STUDY_BUDGETS[profile]
 
 
 def study_teacher_configs(profile: str, seeds, validation: bool = False) -> list[RunConfig]:
@@ -94,7 +111,7 @@ def _distilled_member(seed):
 
 # ----------------------------------------------------------------------------- configs
 def fractions(profile: str) -> tuple:
-    return SMOKE_FRACTIONS if profile == "smoke" else FRACTIONS
+    return study_budget(profile).fractions
 
 
 def soft_target_configs(profile, seeds, validation=False) -> list[StudyConfig]:
@@ -114,7 +131,7 @@ def soft_target_configs(profile, seeds, validation=False) -> list[StudyConfig]:
 
 
 def ensemble_members(profile: str, validation: bool = False) -> list[RunConfig]:
-    seeds = SMOKE_ENSEMBLE_SEEDS if profile == "smoke" else ENSEMBLE_SEEDS
+    seeds = study_budget(profile).ensemble_seeds
     return study_teacher_configs(profile, list(seeds), validation)
 
 
@@ -131,7 +148,7 @@ def ensemble_configs(profile, seeds, validation=False) -> list[StudyConfig]:
 
 
 def cluster_ks(profile: str) -> tuple:
-    return SMOKE_CLUSTER_KS if profile == "smoke" else CLUSTER_KS
+    return study_budget(profile).cluster_ks
 
 
 def generalist_configs(profile, seeds, validation=False) -> list[RunConfig]:
@@ -145,7 +162,7 @@ def specialist_configs(profile, seeds, validation=False) -> list[RunConfig]:
     """Generalists, and per seed one specialist per cluster j of each k (``transfer`` "k<k>g<j>")."""
     generalists = generalist_configs(profile, seeds, validation)
     spec = scaled_spec(SPECIALIST, profile)
-    spec = replace(spec, epochs=SMOKE_SPECIALIST_EPOCHS) if profile == "smoke" else spec
+    spec = replace(spec, epochs=study_budget(profile).specialist_epochs or spec.epochs)
     return generalists + [
         StudyConfig("specialists", f"spec-k{k}g{j}-s{s}", spec=spec, member=Member(seed=s),
                     transfer=f"specialist:k{k}g{j}", sources=(ref(g),), **_data(profile, validation))

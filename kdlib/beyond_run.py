@@ -80,8 +80,8 @@ def _teachers(configs, **opts) -> dict[str, torch.nn.Module]:
 def _all_teachers(cfg) -> list[RunConfig]:
     if cfg.experiment == "specialists":
         return bd.generalist_configs(cfg.profile, [cfg.member.seed])
-    return bd.study_teacher_configs(cfg.profile, sorted(set(bd.ENSEMBLE_SEEDS + bd.SMOKE_ENSEMBLE_SEEDS
-                                                            + (cfg.member.seed,))))
+    seeds = {s for b in bd.STUDY_BUDGETS.values() for s in b.ensemble_seeds} | {cfg.member.seed}
+    return bd.study_teacher_configs(cfg.profile, sorted(seeds))
 
 
 def _locked(group, results_dir, log, train_fn):

@@ -53,3 +53,20 @@ def test_specialists_start_from_a_stored_generalist():
 def test_scaled_spec_rejects_unknown_profiles():
     with pytest.raises(ValueError, match="profile"):
         bd.scaled_spec(bd.SPECIALIST, "huge")
+
+
+#: Issue 15's studies, config hashes of seeds 0-2 per profile (pinned when the studies' budgets
+#: became a table, STUDY_BUDGETS, instead of profile branches; the configs did not change).
+PINNED_STUDY_HASHES = {
+    "soft_targets/smoke": "dfd058dcaf6dc91a", "soft_targets/full": "f894145ed7fa1cb9",
+    "ensemble/smoke": "4dda1cf73c716d8f", "ensemble/full": "12adb9f9d67a29d6",
+    "specialists/smoke": "22a80d4cce5b7784", "specialists/full": "95940bf667bf75bc",
+}
+
+
+def test_the_studies_config_hashes_are_pinned():
+    import hashlib
+    got = {f"{e}/{p}": hashlib.sha256(" ".join(sorted(
+        f"{c.name}:{c.hash}" for c in configs_for(e, p, [0, 1, 2]))).encode()).hexdigest()[:16]
+        for e in ("soft_targets", "ensemble", "specialists") for p in ("smoke", "full")}
+    assert got == PINNED_STUDY_HASHES
