@@ -65,6 +65,17 @@ def gap_recovered(teacher: list[int], student: list[int], distilled: list[int]) 
     return (s - d) / (s - t)
 
 
+def distillation_gain(comparison: list[dict], alpha: float = 0.05) -> str:
+    """Section 3's "the distilled student is better": from ``paired_comparison`` rows
+    (distilled as A, baseline as B), significantly better (or worse) only when every seed has
+    p < ``alpha`` and fewer (more) errors; otherwise not significantly different."""
+    if comparison and all(c["p_value"] < alpha and c["difference"] < 0 for c in comparison):
+        return "significantly better than the baseline in every seed"
+    if comparison and all(c["p_value"] < alpha and c["difference"] > 0 for c in comparison):
+        return "significantly worse than the baseline in every seed"
+    return "not significantly different from the baseline in every seed"
+
+
 def temperature_grid(runs: list[RunResult]) -> dict[int, dict[float, list[int]]]:
     """{width: {temperature: [test errors of each seed]}} of a temperature sweep."""
     grid: dict = {}

@@ -161,6 +161,14 @@ def digit_grid(rows: list[tuple[str, np.ndarray, list[str]]], columns: int = 12)
     return fig
 
 
+def digit_row(title: str, images, labels, predicted, mask, columns: int = 12
+              ) -> tuple[str, np.ndarray, list[str]]:
+    """One row of ``digit_grid``: the first ``columns`` digits where ``mask`` is true, each
+    captioned 'true→predicted' (Section 3: which test digits the networks get wrong)."""
+    index = np.flatnonzero(mask)[:columns]
+    return title, np.asarray(images)[index], [f"{labels[i]}→{predicted[i]}" for i in index]
+
+
 def errors_vs_temperature(grid: dict[int, dict[float, list[int]]],
                           highlight: dict[int, tuple] | None = None) -> Figure:
     """Test errors against T, one panel (with its own y axis) per hidden width, seed mean with

@@ -112,6 +112,40 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def dropout_text(spec) -> str:
+    """A recipe's dropout as the recipe table of chapter 2 states it (Section 3: the teacher
+    uses dropout on inputs and hidden units): '20% input, 50% hidden', or 'none'."""
+    if not (spec.input_dropout or spec.hidden_dropout):
+        return "none"
+    return f"{spec.input_dropout:.0%} input, {spec.hidden_dropout:.0%} hidden"
+
+
+def errors_text(errors) -> str:
+    """(errors, errors on the omitted class) of ``bias_shift.shift_study`` as '206 (133)'
+    (Section 3, the transfer set without 3s)."""
+    return f"{errors[0]} ({errors[1]})"
+
+
+def shift_errors_text(shift, errors) -> str:
+    """A chosen bias shift and the errors it leaves, '+3.5: 109 (14)', or 'no train logits'
+    when the shift could not be chosen (``shift`` None)."""
+    return "no train logits" if shift is None else f"{shift:+.1f}: {errors_text(errors)}"
+
+
+def error_percent(errors, total: int) -> float:
+    """Errors as a percentage of ``total`` test cases (Section 3 reports the 7s-and-8s
+    transfer set's errors in percent)."""
+    return 100.0 * errors / total
+
+
+def shift_percent_text(shift, errors, total: int) -> str:
+    """A chosen bias shift and the test error it leaves in percent, '-7.6: 13.2%', or
+    'no train logits' when the shift could not be chosen (``shift`` None)."""
+    if shift is None:
+        return "no train logits"
+    return f"{shift:+.1f}: {error_percent(errors[0], total):.1f}%"
+
+
 def correct(run_or_logits, labels) -> np.ndarray:
     """Boolean per test example: is the prediction right?"""
     logits = run_or_logits.logits() if isinstance(run_or_logits, RunResult) else run_or_logits

@@ -159,3 +159,26 @@ def test_every_notebook_renders_its_markdown_tables():
                if json.loads(nb.read_text())["metadata"].get("mystnb", {})
                .get("render_markdown_format") != "gfm"]
     assert missing == []
+
+
+TWINS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
+
+
+def code_cells_of_twin(text: str) -> list[str]:
+    """The sources of the ``{code-cell}`` blocks of a MyST-markdown notebook twin."""
+    return re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```[ \t]*$", text, flags=re.M | re.S)
+
+
+def test_code_cells_of_twin_finds_definitions():
+    twin = ("text\ndef not_code():\n\n```{code-cell} ipython3\n---\ntags: [x]\n---\n"
+            "x = 1\ndef f():\n    pass\n```\n")
+    (cell,) = code_cells_of_twin(twin)
+    assert re.search(r"^(async )?def ", cell, flags=re.M) and "not_code" not in cell
+
+
+@pytest.mark.parametrize("path", TWINS, ids=lambda p: p.stem)
+def test_no_function_is_defined_in_a_notebook(path):
+    """Issue 13: the library holds the logic; a notebook's code cells only call it."""
+    defined = [line for cell in code_cells_of_twin(path.read_text())
+               for line in cell.splitlines() if re.match(r"(async )?def ", line)]
+    assert defined == [], f"{path.name} defines {defined}; move them into kdlib"

@@ -10,7 +10,7 @@ TrainingCollapsed / TrainingDiverged, with the epoch) and how often the clip was
 
     python tools/stability_study.py [--clip 5] [--seeds 0 1 2] [--out results/...json]
 
-The committed result (results/full-validation/stability/clipping-study.json) was made at
+The committed result (results/studies/stability-clipping.json) was made at
 commit 448f990, before the library's modules were split; this file is that script with its
 imports updated.
 
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--scales", type=float, nargs="+", default=[1.0, 3.0, 10.0])
     p.add_argument("--epochs", type=int, default=None, help="fewer epochs (a quick check only)")
-    p.add_argument("--out", default="results/full-validation/stability/clipping-study.json")
+    p.add_argument("--out", default="results/studies/stability-clipping.json")
     args = p.parse_args(argv)
     torch.set_flush_denormal(True)
     out = Path(args.out)

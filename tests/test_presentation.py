@@ -1,0 +1,59 @@
+"""How the notebooks state results (kdlib.results, kdlib.claims, kdlib.plots), on hand-made
+cases: the functions that used to be defined in notebooks 02 and 04."""
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from kdlib import claims, plots, results
+from kdlib.recipes import STUDENT, TEACHER
+from kdlib.spec import TrainSpec
+
+
+def test_dropout_text():
+    assert results.dropout_text(TEACHER) == "20% input, 50% hidden"
+    assert results.dropout_text(STUDENT) == "none"
+    # hidden dropout alone is still dropout, its input share stated as 0%
+    assert results.dropout_text(TrainSpec(hidden_dropout=0.5)) == "0% input, 50% hidden"
+
+
+def test_errors_and_shift_texts():
+    assert results.errors_text((206, 133)) == "206 (133)"
+    assert results.shift_errors_text(3.5, (109, 14)) == "+3.5: 109 (14)"
+    assert results.shift_errors_text(-0.25, (7, 0)) == "-0.2: 7 (0)"       # one decimal, signed
+    assert results.shift_errors_text(None, (109, 14)) == "no train logits"
+
+
+def test_error_percent_and_shift_percent_text():
+    assert results.error_percent(4730, 10_000) == pytest.approx(47.3)
+    assert results.error_percent(np.float64(1), 8) == 12.5
+    assert results.shift_percent_text(-7.6, (1320, 5), 10_000) == "-7.6: 13.2%"
+    assert results.shift_percent_text(0.0, (1, 0), 3) == "+0.0: 33.3%"
+    assert results.shift_percent_text(None, (1320, 5), 10_000) == "no train logits"
+
+
+def _row(p_value, difference):
+    return {"p_value": p_value, "difference": difference}
+
+
+def test_distillation_gain_needs_every_seed():
+    assert claims.distillation_gain([_row(0.001, -30), _row(0.04, -12)]).startswith("significantly better")
+    assert claims.distillation_gain([_row(0.001, 30), _row(0.01, 12)]).startswith("significantly worse")
+    # one seed not significant, or the seeds disagree in direction: no claim
+    assert claims.distillation_gain([_row(0.001, -30), _row(0.06, -12)]).startswith("not significantly")
+    assert claims.distillation_gain([_row(0.001, -30), _row(0.001, 12)]).startswith("not significantly")
+    assert claims.distillation_gain([_row(0.05, -30)]).startswith("not significantly")   # p < alpha, strictly
+    assert claims.distillation_gain([]).startswith("not significantly")                # no seeds, no claim
+    assert claims.distillation_gain([_row(0.08, -30)], alpha=0.1).startswith("significantly better")
+
+
+def test_digit_row_takes_the_first_masked_digits_with_captions():
+    images = np.arange(5 * 784).reshape(5, 28, 28)
+    labels = np.array([3, 1, 4, 1, 5])
+    predicted = np.array([3, 7, 4, 2, 9])
+    mask = predicted != labels
+    title, shown, captions = plots.digit_row("wrong", images, labels, predicted, mask, columns=2)
+    assert title == "wrong"
+    assert captions == ["1→7", "1→2"]                  # test-set order, true → predicted
+    assert np.array_equal(shown, images[[1, 3]])
+    assert len(plots.digit_row("wrong", images, labels, predicted, mask)[2]) == 3
+    assert isinstance(plots.digit_grid([(title, shown, captions)]), Figure)
