@@ -15,6 +15,8 @@ from scipy.optimize import curve_fit
 #: compiled update) takes on one core of this project's 2-core AMD EPYC machine, 1 thread,
 #: two runs side by side and nothing else running (tqdm rate of epochs 21-27, 2026-12-02).
 PAPER_TEACHER_SECONDS_PER_EPOCH_CPU = 12.0
+#: The shortest curve ``fit_learning_curve`` fits (it uses the second half, at least 5 epochs).
+MIN_FIT_EPOCHS = 10
 
 
 def power_law(epoch, floor, scale, exponent):
@@ -31,8 +33,9 @@ def fit_learning_curve(errors, from_epoch: int | None = None) -> dict:
     curve in ways the fit cannot know.
     """
     y = np.asarray(errors, dtype=np.float64)
-    if y.ndim != 1 or len(y) < 8 or not np.all(np.isfinite(y)):
-        raise ValueError(f"need a finite curve of at least 8 epochs to fit, got {y.shape}")
+    if y.ndim != 1 or len(y) < MIN_FIT_EPOCHS or not np.all(np.isfinite(y)):
+        raise ValueError(f"need a finite curve of at least {MIN_FIT_EPOCHS} epochs to fit, "
+                         f"got {y.shape}")
     start = max(1, len(y) // 2) if from_epoch is None else int(from_epoch)
     if not 1 <= start <= len(y) - 5:
         raise ValueError(f"from_epoch must be in 1..{len(y) - 5}, got {from_epoch}")
@@ -44,6 +47,17 @@ def fit_learning_curve(errors, from_epoch: int | None = None) -> dict:
         maxfev=20000)
     return {"floor": float(floor), "scale": float(scale), "exponent": float(exponent),
             "from_epoch": start, "to_epoch": len(y)}
+
+
+def projection(curves, epochs_total: int) -> dict | None:
+    """The power-law fit of the seed-mean curve (``fit_learning_curve``) with its continuation
+    to ``epochs_total`` (``"epochs"``, ``"errors"``); None while the runs are too short to fit."""
+    mean = mean_curve(curves)
+    if len(mean) < MIN_FIT_EPOCHS:
+        return None
+    fit = fit_learning_curve(mean)
+    ahead = np.arange(fit["to_epoch"], epochs_total + 1)
+    return {**fit, "epochs": ahead, "errors": project(fit, ahead)}
 
 
 def project(fit: dict, epoch) -> np.ndarray:

@@ -29,7 +29,7 @@ def test_fit_ignores_the_early_part_when_asked():
     assert fit["floor"] == pytest.approx(60.0, rel=1e-3)
 
 
-@pytest.mark.parametrize("bad", [[], [100.0] * 7, [1.0, np.nan] * 8])
+@pytest.mark.parametrize("bad", [[], [100.0] * 9, [1.0, np.nan] * 8])
 def test_fit_refuses_short_or_broken_curves(bad):
     with pytest.raises(ValueError, match="curve"):
         fit_learning_curve(bad)
@@ -63,3 +63,12 @@ def test_run_progress_reads_checkpoints_and_skips_runs_not_started(tmp_path):
     assert list(got) == ["paper-teacher-s0"]
     assert got["paper-teacher-s0"]["epoch"] == 2 and got["paper-teacher-s0"]["test_errors"] == [300, 280]
     assert not got["paper-teacher-s0"]["finished"] and got["paper-teacher-s0"]["epochs"] == 1000
+
+
+def test_projection_waits_for_enough_epochs_then_continues_the_mean():
+    from kdlib.progress import projection
+    assert projection([[500, 400, 300], [450, 350, 250]], 1000) is None  # smoke: 3 epochs
+    curves = [power_law(np.arange(1, 41), 60.0, 800.0, 0.6)] * 2
+    got = projection(curves, 100)
+    assert got["epochs"][0] == 40 and got["epochs"][-1] == 100
+    assert got["errors"][-1] == pytest.approx(power_law(100, 60.0, 800.0, 0.6), rel=1e-3)
