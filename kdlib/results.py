@@ -183,3 +183,12 @@ def compute_hours_by_experiment(rows: list[dict]) -> dict[str, float]:
         out[r["experiment"]] = out.get(r["experiment"], 0.0) + r["wall_time_s"] / 3600
     return {k: round(v, 2) for k, v in out.items()}
 
+
+
+def p_text(p: float, with_p: bool = False) -> str:
+    """A p-value for the reader, two significant digits ("p = 0.012" with ``with_p``); "< 1e-300"
+    below that, where the float underflows and the printed digits would depend on the
+    process's denormal mode (training sets flush-to-zero: the same test printed 1e-323 or 0)."""
+    if p < 1e-300:
+        return "p < 1e-300" if with_p else "< 1e-300"
+    return f"p = {p:.2g}" if with_p else f"{p:.2g}"

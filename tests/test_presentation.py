@@ -57,3 +57,10 @@ def test_digit_row_takes_the_first_masked_digits_with_captions():
     assert np.array_equal(shown, images[[1, 3]])
     assert len(plots.digit_row("wrong", images, labels, predicted, mask)[2]) == 3
     assert isinstance(plots.digit_grid([(title, shown, captions)]), Figure)
+
+
+def test_p_text_hides_the_underflow_that_depends_on_the_denormal_mode():
+    from kdlib.results import p_text
+    assert p_text(0.0123) == "0.012" and p_text(6e-93) == "6e-93"
+    assert p_text(9.9e-324) == p_text(0.0) == "< 1e-300"
+    assert p_text(0.0123, with_p=True) == "p = 0.012" and p_text(0.0, with_p=True) == "p < 1e-300"
