@@ -215,9 +215,11 @@ def test_soft_targets(executed):
     """Issue 15, Section 6: hard labels and soft targets on 3% and on all of the smoke images."""
     g = result(executed, "07_soft_targets_regulariser")[1]
     assert g["curve_images"] == 1000
-    for key in ("hard_f3", "soft_f3", "hard_f100", "soft_f100"):
-        assert 0 < int(g[key].split()[0]) < 9000, key
-    assert g["verdict_f3"] in ("yes", "no")
+    errors = {key: int(g[key].split()[0]) for key in ("hard_f3", "soft_f3", "hard_f100", "soft_f100")}
+    assert all(0 < e < 9000 for e in errors.values()), errors
+    # Section 6's effect, large even on the smoke profile (seen: 1631 vs 1012 errors on 3%)
+    assert errors["soft_f3"] < 0.8 * errors["hard_f3"] and g["verdict_f3"] == "yes"
+    assert errors["hard_f100"] < errors["hard_f3"]  # more data, fewer errors
 
 
 def test_ensemble_distillation(executed):
