@@ -9,7 +9,7 @@ import sys
 from .beyond import CONFIGS as STUDIES
 from .beyond_run import run_study
 from .experiments import run_experiment
-from .recipes import DEFAULT_SEEDS, EXPERIMENTS, PROFILES
+from .recipes import DEFAULT_SEEDS, EXPERIMENTS, PROFILES, VALIDATION_ONLY
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,7 +49,9 @@ def main(argv=None) -> int:
                    help="clip each distilled student's gradient to L2 norm C (e.g. 5: a teacher "
                         "with large logits; README 'Your own data')")
     args = p.parse_args(argv)
-    names = order if args.experiments == ["all"] else args.experiments
+    names = args.experiments
+    if names == ["all"]:  # every experiment that runs on the chosen split
+        names = [n for n in order if args.validation or n not in VALIDATION_ONLY]
     try:
         for name in names:
             if name not in EXPERIMENTS:

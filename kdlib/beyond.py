@@ -12,7 +12,7 @@
 
 Every run is a ``StudyConfig``: a ``RunConfig`` that also names, with their config hashes,
 the runs it is made from (teachers, generalist), so its artifact goes stale when they change.
-The teacher of all three is one switch, ``study_teacher_configs``.
+The teacher of all three is the protocol's (``kdlib.recipes.PROTOCOL``), as in Section 3.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import torch
 
 if TYPE_CHECKING:  # kdlib.experiments imports kdlib.recipes, which registers these studies
     from .experiments import RunResult
-from .recipes import (DISTILL_TEMPERATURE, DISTILL_WARMUP_EPOCHS, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,
-                      RunConfig, budget, teacher_configs)
+from .recipes import (DISTILL_TEMPERATURE, STUDENT, RunConfig, budget, distill_member, distill_spec,
+                      protocol, protocol_teacher_configs)
 from .spec import Member, TrainSpec
 from .specialists import combine_specialists, confusable_groups
 from .train import predict_logits
@@ -71,12 +71,10 @@ def study_budget(profile: str) -> StudyBudget:
 
 
 def study_teacher_configs(profile: str, seeds, validation: bool = False) -> list[RunConfig]:
-    """The teacher of the three studies, one config per seed: **the one switch**.
-
-    Now the 60-epoch dropout teacher of chapter 2, so that smoke runs work today; the full
-    runs switch this to ``experiments.paper_teacher_configs`` (chapter 6) once it has trained.
-    """
-    return teacher_configs(profile, seeds, validation)
+    """The teacher of the three studies, one config per seed: the protocol's teacher
+    (``kdlib.recipes.PROTOCOL``: the 60-epoch dropout teacher under protocol 1, chapter 6's
+    paper teacher under protocol 2), the same switch as Section 3's experiments."""
+    return protocol_teacher_configs(profile, seeds, validation)
 
 
 @dataclass(frozen=True)
@@ -105,8 +103,7 @@ def _data(profile, validation):
 
 
 def _distilled_member(seed):
-    return Member(seed=seed, temperature=DISTILL_TEMPERATURE, soft_weight=SOFT_WEIGHT,
-                  hard_weight=HARD_WEIGHT)
+    return distill_member(seed)
 
 
 # ----------------------------------------------------------------------------- configs
@@ -120,8 +117,9 @@ def soft_target_configs(profile, seeds, validation=False) -> list[StudyConfig]:
     teachers = dict(zip(seeds, study_teacher_configs(profile, seeds, validation)))
     out = []
     for f in fractions(profile):
-        spec = scaled_spec(replace(STUDENT, warmup_epochs=DISTILL_WARMUP_EPOCHS), profile, 1 / f)
-        common = dict(spec=spec, transfer=f"subset:{f:g}", **_data(profile, validation))
+        spec = scaled_spec(distill_spec(), profile, 1 / f)
+        common = dict(spec=spec, transfer=f"subset:{f:g}", protocol=protocol().number,
+                      **_data(profile, validation))
         for s in seeds:
             out.append(StudyConfig("soft_targets", f"f{100 * f:g}-hard-s{s}", member=Member(seed=s),
                                    **common))
@@ -138,8 +136,8 @@ def ensemble_members(profile: str, validation: bool = False) -> list[RunConfig]:
 def ensemble_configs(profile, seeds, validation=False) -> list[StudyConfig]:
     """Per seed: the distilled 2x800 recipe from the teacher of that seed and from the ensemble."""
     members = ensemble_members(profile, validation)
-    spec = scaled_spec(replace(STUDENT, warmup_epochs=DISTILL_WARMUP_EPOCHS), profile)
-    common = dict(spec=spec, **_data(profile, validation))
+    spec = scaled_spec(distill_spec(), profile)
+    common = dict(spec=spec, protocol=protocol().number, **_data(profile, validation))
     singles = study_teacher_configs(profile, seeds, validation)
     return ([StudyConfig("ensemble", f"from-teacher-s{s}", member=_distilled_member(s), teacher_seed=s,
                          sources=(ref(t),), **common) for s, t in zip(seeds, singles)]

@@ -56,6 +56,8 @@ class RunResult:
 
 def artifact_path(cfg: RunConfig, results_dir) -> Path:
     sub = f"{cfg.profile}-validation" if cfg.validation else cfg.profile
+    if cfg.protocol != 1:  # a later protocol's runs sit beside (never over) the ones they supersede
+        sub = f"{sub}/protocol-{cfg.protocol}"
     return Path(results_dir) / sub / cfg.experiment / f"{cfg.name}.json"
 
 

@@ -14,10 +14,10 @@ from typing import Callable
 import numpy as np
 
 from . import ARTIFACT_VERSION
+from .protocols import HARD_WEIGHTS, LOW_HARD_WEIGHT, PROTOCOLS, STUDENT_EPOCH_GRID, chosen, protocol
 from .spec import Member, TrainSpec, fingerprint
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
-HARD_WEIGHTS = (0.0, 0.03, 0.1, 0.3, 1.0)
 SWEEP_WIDTHS = (800, 300, 30)
 DEFAULT_SEEDS = (0, 1, 2)
 
@@ -31,7 +31,7 @@ STUDENT = TrainSpec(widths=(800, 800), epochs=40, batch_size=128, lr=0.1, moment
 #: sweep chose (``python -m kdlib hard_weight --validation --seed 0``; its errors are in
 #: notebook 03), not the paper's "considerably lower weight"; a test pins it to that sweep's
 #: committed artifacts.
-DISTILL_TEMPERATURE, SOFT_WEIGHT, HARD_WEIGHT = 20.0, 1.0, 1.0
+DISTILL_TEMPERATURE, SOFT_WEIGHT, HARD_WEIGHT = 20.0, 1.0, PROTOCOLS[1].hard_weight
 #: Distilled students warm the learning rate up over 2 epochs: the soft-target gradient
 #: T (q - p) is up to T times a hard-label one, and without warm-up a 2x800 student at
 #: T = 20, lr 0.1 collapsed to a constant prediction in its first epoch (seen on the
@@ -57,6 +57,20 @@ PAPER_TEACHER = TrainSpec(widths=(1200, 1200), epochs=1000, batch_size=100, lr=1
                           input_dropout=0.2, hidden_dropout=0.5, max_norm=15 ** 0.5,
                           max_norm_output=False, jitter=2, precision="bfloat16",
                           checkpoint_every=10)
+def distill_spec(width: int = 800, epochs: int | None = None) -> TrainSpec:
+    """The 2x``width`` student recipe with the distillation warm-up and the protocol's clipping."""
+    return replace(STUDENT, widths=(width, width), warmup_epochs=DISTILL_WARMUP_EPOCHS,
+                   max_grad_norm=protocol().max_grad_norm,
+                   epochs=epochs or chosen(protocol().student_epochs, "student epochs"))
+
+
+def distill_member(seed: int, hard_weight: float | None = None,
+                   temperature: float = DISTILL_TEMPERATURE) -> Member:
+    """A distilled student's loss (Section 2): T^2-scaled soft term, the protocol's hard weight."""
+    hw = chosen(protocol().hard_weight, "hard-label weight") if hard_weight is None else hard_weight
+    return Member(seed=seed, temperature=temperature, soft_weight=SOFT_WEIGHT, hard_weight=hw)
+
+
 #: The probe that chose PAPER_TEACHER's learning rate: 4 epochs on the first 10,000 training
 #: images, errors on the last 10,000 (validation split), seed 0, commit after 653f1ed. At 10
 #: (the published value) and 3 the network died in epoch 1 (every ReLU silent, loss ln 10).
@@ -74,7 +88,7 @@ class Budget:
     checkpoint_every: int | None   # None: the recipe's
     sweep_widths: tuple            # the temperature x capacity sweep ...
     temperatures: tuple
-    hard_weights: tuple            # ... and the hard-label weight sweep
+    hard_weights: tuple | None     # ... and the hard-label weight sweep (None: the protocol's)
     teacher_budget_epochs: int     # the longer teacher of the "teacher_budget" experiment
 
 
@@ -86,7 +100,7 @@ PROFILES = {
                     teacher_budget_epochs=6),
     "full": Budget(train_size=None, epochs=None, checkpoint_every=None,
                    sweep_widths=SWEEP_WIDTHS, temperatures=TEMPERATURES,
-                   hard_weights=HARD_WEIGHTS, teacher_budget_epochs=TEACHER_BUDGET_EPOCHS),
+                   hard_weights=None, teacher_budget_epochs=TEACHER_BUDGET_EPOCHS),
 }
 
 
@@ -96,7 +110,7 @@ ADDED_SPEC_FIELDS = {"warmup_epochs": 0, "precision": "float32", "schedule": "co
                      "lr_decay": 1.0, "momentum_final": None, "momentum_epochs": 0,
                      "init_std": None, "max_norm_output": True, "max_grad_norm": None}
 #: The same for RunConfig fields.
-ADDED_RUN_FIELDS = {"teacher_epochs": None}
+ADDED_RUN_FIELDS = {"teacher_epochs": None, "protocol": 1}
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,7 @@ class RunConfig:
     store_weights: bool = False
     logits_dtype: str = "float32"
     teacher_epochs: int | None = None  # None: the TEACHER recipe's budget
+    protocol: int = 1                  # the distillation protocol (teacher etc.) of a student
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -133,8 +148,8 @@ class RunConfig:
 
     def group_key(self):
         """Runs that can be trained together as one stacked model."""
-        return (self.spec, self.transfer, self.teacher_seed, self.teacher_epochs, self.train_size,
-                self.validation, self.profile)
+        return (self.spec, self.transfer, self.teacher_seed, self.teacher_epochs,
+                self.protocol, self.train_size, self.validation, self.profile)
 
 
 def budget(profile: str) -> Budget:
@@ -179,16 +194,15 @@ def student_configs(profile, seeds, validation=False):
 
 
 def _distilled(experiment, name, profile, seed, validation, *, teacher_seed=None, width=800,
-               temperature=DISTILL_TEMPERATURE, hard_weight=HARD_WEIGHT, transfer="all",
+               temperature=DISTILL_TEMPERATURE, hard_weight=None, transfer="all",
                epochs=None, logits_dtype="float32", teacher_epochs=None):
-    spec = _profile_spec(replace(STUDENT, widths=(width, width), warmup_epochs=DISTILL_WARMUP_EPOCHS),
-                         profile, epochs)
+    """A distilled student of the current protocol; ``teacher_seed`` None: its own seed's."""
+    spec = _profile_spec(distill_spec(width, epochs), profile, epochs)
     return RunConfig(experiment, name, spec=spec,
-                     member=Member(seed=seed, temperature=temperature, soft_weight=SOFT_WEIGHT,
-                                   hard_weight=hard_weight),
+                     member=distill_member(seed, hard_weight, temperature),
                      transfer=transfer, teacher_seed=seed if teacher_seed is None else teacher_seed,
                      logits_dtype=logits_dtype, teacher_epochs=teacher_epochs,
-                     **_common(profile, validation))
+                     protocol=protocol().number, **_common(profile, validation))
 
 
 def distilled_configs(profile, seeds, validation=False):
@@ -196,23 +210,51 @@ def distilled_configs(profile, seeds, validation=False):
     return [_distilled("distilled", f"distilled-T20-s{s}", profile, s, validation) for s in seeds]
 
 
+def soft_only_configs(profile, seeds, validation=False):
+    """The distilled recipe with no hard-label term at all (soft targets only, hard weight 0)."""
+    return [_distilled("soft_only", f"soft-only-T20-s{s}", profile, s, validation, hard_weight=0.0)
+            for s in seeds]
+
+
+def baseline_configs(profile, seeds, validation=False):
+    """Hard-label students of every sweep width for the sweeps' epochs: the baseline that each
+    width's temperature sweep is compared with (no teacher, so the same under every protocol)."""
+    return [RunConfig("baseline", f"w{w}-hard-s{s}",
+                      spec=_profile_spec(replace(STUDENT, widths=(w, w)), profile, SWEEP_EPOCHS),
+                      member=Member(seed=s), **_common(profile, validation))
+            for w in budget(profile).sweep_widths for s in seeds]
+
+
 def temperature_configs(profile, seeds, validation=False):
-    """Widths 800/300/30 over the T grid, every seed, all from teacher seed 0 (Section 3)."""
-    b = budget(profile)
-    return [_distilled("temperature", f"w{w}-T{t:g}-s{s}", profile, s, validation, teacher_seed=0,
-                       width=w, temperature=t, hard_weight=SWEEP_HARD_WEIGHT,
-                       epochs=SWEEP_EPOCHS, logits_dtype="float16")
+    """Widths 800/300/30 over the T grid, every seed (Section 3); the protocol says whether all
+    distil from teacher seed 0 (protocol 1) or each from its own seed's teacher."""
+    b, p = budget(profile), protocol()
+    return [_distilled("temperature", f"w{w}-T{t:g}-s{s}", profile, s, validation,
+                       teacher_seed=p.sweep_teacher_seed, width=w, temperature=t,
+                       hard_weight=SWEEP_HARD_WEIGHT, epochs=SWEEP_EPOCHS, logits_dtype="float16")
             for w in b.sweep_widths for t in b.temperatures for s in seeds]
 
 
 def hard_weight_configs(profile, seeds, validation=False):
-    """Weight of the hard-label term at T=20, 2x800, teacher seed 0, every seed.
-
-    With ``validation`` (the first seed only) this is the sweep that chooses ``HARD_WEIGHT``.
-    """
-    return [_distilled("hard_weight", f"hw{h:g}-s{s}", profile, s, validation, teacher_seed=0,
+    """Weight of the hard-label term at T=20, 2x800, every seed; with ``validation`` the sweep
+    that chooses it: seed 0 (protocol 1) or every seed (2), from the validation teacher of seed 0."""
+    p = protocol()
+    teacher = seeds[0] if validation else p.sweep_teacher_seed
+    seeds = seeds[:1] if validation and p.number == 1 else seeds
+    return [_distilled("hard_weight", f"hw{h:g}-s{s}", profile, s, validation, teacher_seed=teacher,
                        hard_weight=h, epochs=SWEEP_EPOCHS, logits_dtype="float16")
-            for h in budget(profile).hard_weights for s in (seeds[:1] if validation else seeds)]
+            for h in budget(profile).hard_weights or p.hard_weights for s in seeds]
+
+
+def student_epoch_configs(profile, seeds, validation=True):
+    """Validation split only: the distilled recipe for each student budget of
+    ``STUDENT_EPOCH_GRID`` (smoke: its budget), every seed from the validation teacher of seed 0."""
+    if not validation:
+        raise ValueError("student_epochs chooses a budget: it runs on the validation split only "
+                         "(--validation)")
+    grid = sorted({budget(profile).epochs or e for e in STUDENT_EPOCH_GRID})
+    return [_distilled("student_epochs", f"e{e}-s{s}", profile, s, True, teacher_seed=seeds[0],
+                       epochs=e) for e in grid for s in seeds]
 
 
 def teacher_budget_configs(profile, seeds, validation=False):
@@ -236,6 +278,14 @@ def only78_configs(profile, seeds, validation=False):
             for s in seeds]
 
 
+def omitted_low_hard_weight_configs(profile, seeds, validation=False):
+    """Both omitted-digit transfer sets with the low hard weight ``LOW_HARD_WEIGHT``: the
+    sensitivity rows (the hard labels push the student away from the missing classes)."""
+    return [_distilled("omitted_low_hw", f"{kind}-hw{LOW_HARD_WEIGHT:g}-s{s}", profile, s, validation,
+                       transfer=transfer, hard_weight=LOW_HARD_WEIGHT)
+            for kind, transfer in (("omit3", "drop:3"), ("only78", "keep:7,8")) for s in seeds]
+
+
 EXPERIMENTS: dict[str, Callable] = {
     "teacher": teacher_configs,
     "student": student_configs,
@@ -244,9 +294,16 @@ EXPERIMENTS: dict[str, Callable] = {
     "hard_weight": hard_weight_configs,
     "omit3": omit3_configs,
     "only78": only78_configs,
+    "omitted_low_hw": omitted_low_hard_weight_configs,
+    "soft_only": soft_only_configs,
+    "baseline": baseline_configs,
+    "student_epochs": student_epoch_configs,
     "teacher_budget": teacher_budget_configs,
     "paper_teacher": paper_teacher_configs,
 }
+
+
+VALIDATION_ONLY = frozenset({"student_epochs"})  # they choose a setting: validation split only
 
 
 def configs_for(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
@@ -262,7 +319,15 @@ def configs_for(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
 
 def teacher_config_of(cfg: RunConfig) -> RunConfig:
     """The teacher run a distilled run ``cfg`` distils from."""
+    if protocol(cfg.protocol).teacher == "paper_teacher":
+        return paper_teacher_configs(cfg.profile, [cfg.teacher_seed], cfg.validation)[0]
     return teacher_configs(cfg.profile, [cfg.teacher_seed], cfg.validation, cfg.teacher_epochs)[0]
+
+
+def protocol_teacher_configs(profile: str, seeds, validation: bool = False) -> list[RunConfig]:
+    """The teachers that the current protocol's students distil from, one per seed."""
+    build = paper_teacher_configs if protocol().teacher == "paper_teacher" else teacher_configs
+    return build(profile, list(seeds), validation)
 
 
 def protocol_choices() -> list[tuple[str, str, str]]:

@@ -1,5 +1,7 @@
 """The claims table's building blocks (kdlib.claims, kdlib.results, kdlib.bias_shift), on
 hand-made cases, and the committed artifacts against the current configs."""
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from kdlib.bias_shift import prior_matching_shift
 from kdlib.claims import best_temperature, gap_recovered
 from kdlib.evaluate import contrasting_examples
 from kdlib.experiments import RunResult, artifact_path, load_artifact
+from kdlib.protocols import PROTOCOLS, use_protocol
 from kdlib.recipes import EXPERIMENTS, HARD_WEIGHT, HARD_WEIGHTS, configs_for
 from kdlib.results import default_results_dir, markdown_table
 
@@ -89,9 +92,14 @@ def test_every_committed_artifact_matches_a_current_config():
     configs = {}
     for profile_dir in {p.parent.parent for p in COMMITTED}:
         profile, _, validation = profile_dir.name.partition("-")
-        for experiment in EXPERIMENTS:
-            for cfg in configs_for(experiment, profile, range(10), validation == "validation"):
-                configs[artifact_path(cfg, RESULTS)] = cfg
+        for experiment, number in itertools.product(EXPERIMENTS, PROTOCOLS):
+            with use_protocol(number):
+                try:
+                    made = configs_for(experiment, profile, range(10), validation == "validation")
+                except ValueError as e:  # a choice not made yet, or a validation-only experiment
+                    assert "not chosen yet" in str(e) or "validation split only" in str(e)
+                    continue
+            configs.update((artifact_path(cfg, RESULTS), cfg) for cfg in made)
     for path in COMMITTED:
         assert path in configs, f"{path}: no current config makes this artifact"
         load_artifact(configs[path], RESULTS)  # raises on a hash mismatch

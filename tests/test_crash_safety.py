@@ -293,3 +293,25 @@ def test_reruns_with_the_same_seed_are_bit_identical(subset, tmp_path, tiny_smok
         assert not any(r.loaded for r in runs)
     # teacher .json/.npz/.pt, three temperatures and two hard weights (.json/.npz each)
     assert_same_artifacts(tmp_path / "a", tmp_path / "b", expect=13)
+
+
+def test_protocol_2_trains_its_paper_teacher_then_the_student_beside_protocol_1(
+        subset, tmp_path, tiny_smoke, monkeypatch):
+    """Issue 11's switch end to end: a protocol-2 student makes its (paper-recipe) teacher first,
+    distils from it with clipping, and is stored under protocol-2/, leaving protocol 1's alone."""
+    from kdlib import protocols
+    data, _ = subset
+    monkeypatch.setattr(rc, "PAPER_TEACHER", replace(rc.PAPER_TEACHER, widths=(32,)))
+    monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], hard_weight=0.3,
+                                                        student_epochs=40))
+    quiet = dict(results_dir=tmp_path, data=data, progress=False, log=lambda message: None)
+    first = ex.run_configs(rc.configs_for("distilled", "smoke", [0]), **quiet)[0]
+    with protocols.use_protocol(2):
+        cfg = rc.configs_for("distilled", "smoke", [0])[0]
+        second = ex.run_configs([cfg], **quiet)[0]
+    assert second.path == tmp_path / "smoke" / "protocol-2" / "distilled" / "distilled-T20-s0.json"
+    assert first.path == tmp_path / "smoke" / "distilled" / "distilled-T20-s0.json"
+    assert (tmp_path / "smoke" / "paper_teacher" / "paper-teacher-s0.json").exists()
+    assert second.config["protocol"] == 2 and second.config["spec"]["max_grad_norm"] == 5.0
+    assert second.config["member"]["hard_weight"] == 0.3 and "protocol" not in first.config
+    assert ex.load_artifact(rc.configs_for("distilled", "smoke", [0])[0], tmp_path).path == first.path

@@ -1,9 +1,13 @@
 """The experiment catalogue (kdlib.recipes): which runs each experiment makes, per profile."""
 import hashlib
 
-from kdlib.recipes import (DEFAULT_SEEDS, EXPERIMENTS, HARD_WEIGHT, PROFILES, SWEEP_HARD_WEIGHT,
-                           TEACHER, TEACHER_BUDGET_EPOCHS, TEMPERATURES, configs_for,
-                           teacher_config_of)
+import pytest
+
+from kdlib.protocols import (HARD_WEIGHTS_WIDE, LOW_HARD_WEIGHT, PROTOCOLS, STUDENT_EPOCH_GRID,
+                             use_protocol)
+from kdlib.recipes import (DEFAULT_SEEDS, EXPERIMENTS, HARD_WEIGHT, PAPER_TEACHER, PROFILES,
+                           STUDENT, SWEEP_HARD_WEIGHT, TEACHER, TEACHER_BUDGET_EPOCHS, TEMPERATURES,
+                           configs_for, teacher_config_of)
 
 
 def test_teacher_budget_distils_from_its_own_longer_teacher():
@@ -72,6 +76,20 @@ PINNED_CONFIG_HASHES = {
     "full/teacher_budget/validation": "2862eca417c0d217",
     "full/paper_teacher/test": "5e10fa11c1a2a578",
     "full/paper_teacher/validation": "edf50fb1283e47f1",
+    "smoke/omitted_low_hw/test": "094fae26cff4cfd8",
+    "smoke/omitted_low_hw/validation": "ac02817e4cdf2533",
+    "smoke/soft_only/test": "2c81068a53b7446d",
+    "smoke/soft_only/validation": "4742e0b6d3fb5717",
+    "smoke/baseline/test": "bf2e755eae008641",
+    "smoke/baseline/validation": "ad90ac0a845d43c1",
+    "smoke/student_epochs/validation": "757183834574b52f",
+    "full/omitted_low_hw/test": "039ebd377d0cdb19",
+    "full/omitted_low_hw/validation": "59c5d06db4803477",
+    "full/soft_only/test": "846b03b44c666e2f",
+    "full/soft_only/validation": "99a91f4405142d7c",
+    "full/baseline/test": "3b168c11e887c331",
+    "full/baseline/validation": "5583389e7414641a",
+    "full/student_epochs/validation": "e58ca3ef48159769",
 }
 
 
@@ -82,8 +100,67 @@ def test_every_experiments_config_hashes_are_pinned_for_both_profiles():
     for profile in PROFILES:
         for name in (n for n in EXPERIMENTS if n not in STUDIES):
             for validation in (False, True):
+                key = f"{profile}/{name}/{'validation' if validation else 'test'}"
+                if name == "student_epochs" and not validation:
+                    with pytest.raises(ValueError, match="validation split only"):
+                        configs_for(name, profile, DEFAULT_SEEDS, validation)
+                    continue
                 runs = sorted(f"{c.name}:{c.hash}"
                               for c in configs_for(name, profile, DEFAULT_SEEDS, validation))
-                key = f"{profile}/{name}/{'validation' if validation else 'test'}"
                 got[key] = hashlib.sha256(" ".join(runs).encode()).hexdigest()[:16]
     assert got == PINNED_CONFIG_HASHES
+
+
+def test_protocol_2_distils_from_the_paper_teacher_of_each_seed_and_clips():
+    """Issue 11: under protocol 2 every student learns from chapter 6's teacher of its own seed;
+    issue 12: with gradient-norm clipping. Its runs are stored beside protocol 1's."""
+    from kdlib.experiments import artifact_path
+    with use_protocol(2) as p:
+        sweep = configs_for("temperature", "full", [0, 1, 2])
+        assert {(c.member.seed, c.teacher_seed) for c in sweep} == {(0, 0), (1, 1), (2, 2)}
+        assert {c.spec.max_grad_norm for c in sweep} == {p.max_grad_norm} == {5.0}
+        assert {c.protocol for c in sweep} == {2}
+        teacher = teacher_config_of(sweep[0])
+        assert teacher.experiment == "paper_teacher" and teacher.spec == PAPER_TEACHER
+        assert str(artifact_path(sweep[0], "R")).startswith("R/full/protocol-2/temperature/")
+        choice = configs_for("hard_weight", "full", [0, 1, 2], validation=True)
+        assert sorted({c.member.hard_weight for c in choice}) == list(HARD_WEIGHTS_WIDE)
+        assert {c.teacher_seed for c in choice} == {0} and {c.member.seed for c in choice} == {0, 1, 2}
+        assert teacher_config_of(choice[0]).validation
+        # the choices made on the validation split must exist before the runs that use them
+        for experiment in ("distilled", "omit3", "only78", "soft_only", "omitted_low_hw"):
+            with pytest.raises(ValueError, match="hard_weight --validation"):
+                configs_for(experiment, "full", [0])
+        baseline = configs_for("baseline", "full", [0])  # no teacher: the same runs as protocol 1
+    assert baseline == configs_for("baseline", "full", [0]) and baseline[0].protocol == 1
+    assert configs_for("temperature", "full", [0])[0].hash != sweep[0].hash
+
+
+def test_protocol_2_with_its_choices_builds_every_run(monkeypatch):
+    from dataclasses import replace
+
+    from kdlib import protocols
+    from kdlib.beyond import study_teacher_configs
+    monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], hard_weight=0.3,
+                                                        student_epochs=80))
+    with use_protocol(2):
+        distilled = configs_for("distilled", "full", [0, 1])
+        assert {c.member.hard_weight for c in distilled} == {0.3}
+        assert {c.spec.epochs for c in distilled} == {80} and distilled[1].teacher_seed == 1
+        assert {c.member.hard_weight for c in configs_for("soft_only", "full", [0])} == {0.0}
+        low = configs_for("omitted_low_hw", "full", [0])
+        assert [c.transfer for c in low] == ["drop:3", "keep:7,8"]
+        assert {c.member.hard_weight for c in low} == {LOW_HARD_WEIGHT}
+        epochs = configs_for("student_epochs", "full", [0, 1, 2], validation=True)
+        assert sorted({c.spec.epochs for c in epochs}) == list(STUDENT_EPOCH_GRID)
+        assert [t.experiment for t in study_teacher_configs("full", [0])] == ["paper_teacher"]
+    assert [t.experiment for t in study_teacher_configs("full", [0])] == ["teacher"]
+
+
+def test_protocol_1_keeps_the_recipe_of_the_committed_runs():
+    p = PROTOCOLS[1]
+    assert (p.teacher, p.hard_weight, p.student_epochs, p.max_grad_norm) == \
+        ("teacher", HARD_WEIGHT, STUDENT.epochs, None)
+    with pytest.raises(ValueError, match="unknown protocol"):
+        with use_protocol(3):
+            pass

@@ -1,0 +1,97 @@
+"""The distillation protocols: which teacher the students learn from, and the choices that
+depend on it (Sections 2-3; issue 11's re-measurement with the paper's teacher).
+
+Protocol 1 distils from the 60-epoch dropout teacher (``kdlib.recipes.TEACHER``); protocol 2
+from chapter 6's teacher of Hinton et al. (2012), each student seed from its own teacher seed,
+with gradient-norm clipping, a hard-label weight chosen on a grid that brackets its optimum
+and student epochs chosen on the validation split. ``PROTOCOL`` is the one the book reports;
+runs of a later protocol are stored beside the ones they supersede (``results/<profile>/
+protocol-<n>/``), which stay listed.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+#: The hard-label weight sweep of protocol 1 (its best on the validation split, 1, was the
+#: largest value tried).
+HARD_WEIGHTS = (0.0, 0.03, 0.1, 0.3, 1.0)
+#: Hard-label weights of the validation sweep that chooses the distillation recipe's weight
+#: under protocol 2: a grid wide enough on both sides to bracket the optimum (protocol 1's
+#: best weight, 1, was the largest it tried).
+HARD_WEIGHTS_WIDE = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: Student epochs tried on the validation split under protocol 2 (a stronger teacher may need
+#: a longer student; each is its own cosine schedule).
+STUDENT_EPOCH_GRID = (40, 80, 160)
+#: The hard-label weight of the omitted-digit sensitivity rows: the labels themselves push the
+#: student away from the missing class, so a low weight is reported beside the chosen one.
+LOW_HARD_WEIGHT = 0.1
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How students learn from a teacher in every distillation experiment (issue 11).
+
+    ``teacher``: the experiment whose runs are the teachers ("teacher": the 60-epoch dropout
+    teacher; "paper_teacher": chapter 6's 1000-epoch recipe of Hinton et al. 2012).
+    ``sweep_teacher_seed``: the teacher seed of the temperature and hard-weight sweeps; None:
+    each student seed distils from the teacher of its own seed, so "± sd" covers both.
+    ``hard_weight`` and ``student_epochs``: the distilled recipe's, chosen on the validation
+    split (None: not chosen yet, and the runs that need them refuse to be built).
+    ``max_grad_norm``: gradient-norm clipping of distilled students (issue 12).
+    """
+
+    number: int
+    teacher: str
+    sweep_teacher_seed: int | None
+    hard_weight: float | None
+    student_epochs: int | None
+    max_grad_norm: float | None
+    hard_weights: tuple
+    selection: str  # how the hard weight and student epochs were chosen, for the book
+
+
+PROTOCOLS = {
+    1: Protocol(1, "teacher", sweep_teacher_seed=0, hard_weight=1.0,
+                student_epochs=40, max_grad_norm=None, hard_weights=HARD_WEIGHTS,
+                selection="hard weight: validation sweep, seed 0, 20 epochs; student epochs fixed a priori"),
+    2: Protocol(2, "paper_teacher", sweep_teacher_seed=None, hard_weight=None, student_epochs=None,
+                max_grad_norm=5.0, hard_weights=HARD_WEIGHTS_WIDE,
+                selection="hard weight: validation sweep over a bracketing grid, seeds 0-2 from the "
+                          "validation teacher, 20 epochs; then student epochs on the validation split"),
+}
+#: The protocol the book reports. 1 until the paper teacher's runs have finished; then 2, after
+#: its choices are made on the validation split (``python -m kdlib select``).
+PROTOCOL = 1
+
+
+def protocol(number: int | None = None) -> Protocol:
+    """The protocol ``number`` (default: ``PROTOCOL``, the one the book reports)."""
+    n = PROTOCOL if number is None else number
+    if n not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {n!r}; choose one of {sorted(PROTOCOLS)}")
+    return PROTOCOLS[n]
+
+
+@contextmanager
+def use_protocol(number: int):
+    """Build configs under protocol ``number`` (e.g. to list the runs a later protocol superseded)."""
+    global PROTOCOL  # noqa: PLW0603 (the one switch, set for a with-block)
+    protocol(number)
+    before, PROTOCOL = PROTOCOL, number
+    try:
+        yield PROTOCOLS[number]
+    finally:
+        PROTOCOL = before
+
+
+def chosen(value, what: str):
+    """A protocol choice that must have been made on the validation split before use."""
+    if value is None:
+        raise ValueError(f"protocol {PROTOCOL}: the {what} is not chosen yet; choose it on the "
+                         f"validation split (hard weight: `python -m kdlib hard_weight --validation`, "
+                         f"then student epochs: `python -m kdlib student_epochs --validation`), "
+                         f"set it in kdlib/protocols.py PROTOCOLS[{PROTOCOL}] and commit")
+    return value
+
+
