@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import protocols
 from .beyond import CONFIGS as STUDIES
 from .beyond_run import run_study
 from .experiments import run_experiment
@@ -18,12 +19,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"kdlib: error: {message} (see python -m kdlib --help)\n")
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["report"]:
-        from .report import main as report_main
-        return report_main(argv[1:])
-    order = list(EXPERIMENTS)
+def _parser(order) -> _Parser:
     p = _Parser(prog="python -m kdlib", description=(
         "Load or train the experiments of Hinton, Vinyals & Dean (2015) on MNIST; each run "
         "writes an artifact under --results-dir and prints its test errors."))
@@ -48,35 +44,53 @@ def main(argv=None) -> int:
     p.add_argument("--max-grad-norm", type=float, default=None, metavar="C",
                    help="clip each distilled student's gradient to L2 norm C (e.g. 5: a teacher "
                         "with large logits; README 'Your own data')")
+    p.add_argument("--protocol", type=int, default=None, metavar="N",
+                   help=f"distillation protocol (kdlib/protocols.py; default {protocols.PROTOCOL}): "
+                        "2 distils from the paper teacher of chapter 6")
+    return p
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        from .report import main as report_main
+        return report_main(argv[1:])
+    order = list(EXPERIMENTS)
+    p = _parser(order)
     args = p.parse_args(argv)
     names = args.experiments
     if names == ["all"]:  # every experiment that runs on the chosen split
         names = [n for n in order if args.validation or n not in VALIDATION_ONLY]
     try:
-        for name in names:
-            if name not in EXPERIMENTS:
-                raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(order)} or all")
-        for name in names:
-            run = run_study if name in STUDIES else run_experiment  # issue 15's studies
-            clip = {} if args.max_grad_norm is None else {"max_grad_norm": args.max_grad_norm}
-            if clip and name in STUDIES:
-                raise ValueError(f"--max-grad-norm applies to Section 3's experiments, not {name!r}")
-            results = run(name, args.profile, args.seeds or DEFAULT_SEEDS, **clip,
-                                     device=args.device, results_dir=args.results_dir,
-                                     force=args.force, progress=not args.no_progress,
-                                     validation=args.validation, data_root=args.data,
-                                     verify_data=not args.no_verify_data,
-                                     allow_dirty=args.allow_dirty)
-            for r in results:
-                how = "loaded" if r.loaded else "trained"
-                print(f"{name:12s} {r.config['name']:22s} test errors {r.test_errors:5d} "
-                      f"/ {r.metrics['test_size']}  ({how}: {r.path})")
+        with protocols.use_protocol(protocols.PROTOCOL if args.protocol is None else args.protocol):
+            return _run(names, order, args)
     except KeyboardInterrupt:
         print("kdlib: interrupted; finished runs and the last checkpoint are kept", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as e:
         print(f"kdlib: error: {' '.join(str(e).split())}", file=sys.stderr)  # always one line
         return 2
+
+
+def _run(names, order, args) -> int:
+    """Load or train each named experiment and print one line per run."""
+    for name in names:
+        if name not in EXPERIMENTS:
+            raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(order)} or all")
+    for name in names:
+        run = run_study if name in STUDIES else run_experiment  # issue 15's studies
+        clip = {} if args.max_grad_norm is None else {"max_grad_norm": args.max_grad_norm}
+        if clip and name in STUDIES:
+            raise ValueError(f"--max-grad-norm applies to Section 3's experiments, not {name!r}")
+        results = run(name, args.profile, args.seeds or DEFAULT_SEEDS, **clip,
+                      device=args.device, results_dir=args.results_dir, force=args.force,
+                      progress=not args.no_progress, validation=args.validation,
+                      data_root=args.data, verify_data=not args.no_verify_data,
+                      allow_dirty=args.allow_dirty)
+        for r in results:
+            how = "loaded" if r.loaded else "trained"
+            print(f"{name:12s} {r.config['name']:22s} test errors {r.test_errors:5d} "
+                  f"/ {r.metrics['test_size']}  ({how}: {r.path})")
     return 0
 
 

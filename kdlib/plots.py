@@ -170,10 +170,12 @@ def digit_row(title: str, images, labels, predicted, mask, columns: int = 12
 
 
 def errors_vs_temperature(grid: dict[int, dict[float, list[int]]],
-                          highlight: dict[int, tuple] | None = None) -> Figure:
+                          highlight: dict[int, tuple] | None = None,
+                          baseline: dict[int, list[int]] | None = None) -> Figure:
     """Test errors against T, one panel (with its own y axis) per hidden width, seed mean with
     sd over seeds as error bars; ``highlight`` shades a range of T in a width's panel:
-    {width: (low T, high T)} or {width: (low T, high T, legend label)}."""
+    {width: (low T, high T)} or {width: (low T, high T, legend label)}; ``baseline`` draws
+    the same width trained on hard labels ({width: errors of each seed}) as a dashed line."""
     fig = _figure(7.0, 2.2 * len(grid) + 0.5)
     axes = fig.subplots(len(grid), 1, squeeze=False, sharex=True)[:, 0]
     all_t = sorted({t for by_t in grid.values() for t in by_t})
@@ -183,10 +185,14 @@ def errors_vs_temperature(grid: dict[int, dict[float, list[int]]],
         sds = np.array([np.std(by_t[t], ddof=1) if len(by_t[t]) > 1 else 0.0 for t in temps])
         seeds = min(len(v) for v in by_t.values())
         ax.errorbar(temps, means, yerr=sds, color=color, marker="o", capsize=3, lw=2)
+        if baseline and width in baseline:
+            ax.axhline(float(np.mean(baseline[width])), color="0.35", ls="--", lw=1.2,
+                       label=f"hard labels only ({np.mean(baseline[width]):.0f})")
         if highlight and width in highlight:
             lo, hi, *label = highlight[width]
             ax.axvspan(lo, hi, color=color, alpha=0.12,
                        label=label[0] if label else f"T = {lo:g} to {hi:g}")
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=9, loc="best")
         ax.set_title(f"2x{width} student ({seeds} seed{'s' if seeds > 1 else ''})", fontsize=10)
         ax.set_xscale("log")

@@ -88,9 +88,9 @@ def use_protocol(number: int):
 def chosen(value, what: str):
     """A protocol choice that must have been made on the validation split before use."""
     if value is None:
-        raise ValueError(f"protocol {PROTOCOL}: the {what} is not chosen yet; choose it on the "
-                         f"validation split (hard weight: `python -m kdlib hard_weight --validation`, "
-                         f"then student epochs: `python -m kdlib student_epochs --validation`), "
+        raise ValueError(f"protocol {PROTOCOL} has no {what} yet: choose it on the validation split "
+                         f"(`python -m kdlib hard_weight --validation --protocol {PROTOCOL} --profile "
+                         f"full`, then `python -m kdlib student_epochs ...` with the same options), "
                          f"set it in kdlib/protocols.py PROTOCOLS[{PROTOCOL}] and commit")
     return value
 

@@ -97,7 +97,7 @@ def test_every_committed_artifact_matches_a_current_config():
                 try:
                     made = configs_for(experiment, profile, range(10), validation == "validation")
                 except ValueError as e:  # a choice not made yet, or a validation-only experiment
-                    assert "not chosen yet" in str(e) or "validation split only" in str(e)
+                    assert "yet: choose it on the validation split" in str(e) or "validation split only" in str(e)
                     continue
             configs.update((artifact_path(cfg, RESULTS), cfg) for cfg in made)
     for path in COMMITTED:
@@ -109,3 +109,54 @@ def test_distillation_hard_weight_is_the_validation_choice():
     validation = claims.validation_hard_weight_sweep(RESULTS, "full")
     assert len(validation) == len(HARD_WEIGHTS)
     assert claims.best_hard_weight(validation)[0] == HARD_WEIGHT
+
+
+class _LogitRun(RunResult):
+    """A run whose test logits are given (no artifact file)."""
+
+    def __init__(self, config, logits):
+        super().__init__(config, {"test_errors": int(0)}, {}, Path("unused.json"))
+        self._logits = logits
+        self.metrics["test_errors"] = int((logits.argmax(-1) != LABELS).sum())
+
+    def logits(self):
+        return self._logits
+
+
+LABELS = np.arange(400) % 10
+
+
+def _predicting(wrong: int, seed: int) -> np.ndarray:
+    """One-hot logits that get the first ``wrong`` (shifted by seed) test digits wrong."""
+    pred = LABELS.copy()
+    idx = (np.arange(wrong) + seed) % len(LABELS)
+    pred[idx] = (pred[idx] + 1) % 10
+    return np.eye(10, dtype=np.float32)[pred]
+
+
+def test_each_width_is_compared_with_its_hard_label_baseline():
+    def cfg(width, seed, temperature=None):
+        member = {"seed": seed} | ({} if temperature is None else {"temperature": temperature})
+        return {"spec": {"widths": [width, width]}, "member": member}
+    sweep = [_LogitRun(cfg(w, s, t), _predicting(e + s, s)) for s in (0, 1, 2)
+             for w, t, e in ((30, 3.0, 20), (30, 20.0, 49), (800, 20.0, 30))]
+    baseline = [_LogitRun(cfg(w, s), _predicting(e, s)) for s in (0, 1, 2)
+                for w, e in ((30, 50), (800, 30))]
+    assert claims.width_errors(baseline) == {30: [50, 50, 50], 800: [30, 30, 30]}
+    best = {r["width"]: r for r in claims.distillation_vs_baseline(sweep, baseline, LABELS)}
+    assert best[30]["best_temperature"] == 3.0 and best[30]["verdict"] == "yes"
+    assert best[30]["errors_a"] == 63 and best[30]["errors_b"] == 150 and best[30]["p_value"] < 1e-6
+    assert best[800]["verdict"] == "no" and best[800]["errors_a"] == 93  # 3 more errors, not fewer
+    at20 = {r["width"]: r for r in claims.distillation_vs_baseline(sweep, baseline, LABELS, 20.0)}
+    assert at20[30]["best_temperature"] == 20.0 and at20[30]["verdict"] == "no"  # 150 vs 150
+    assert at20[30]["errors_a"] == at20[30]["errors_b"] == 150
+    assert claims.distillation_vs_baseline(sweep, baseline, LABELS, 4.0) == []
+
+
+def test_a_validation_choice_at_the_edge_of_its_grid_is_not_bracketed():
+    choice = claims.validation_choice({0.0: [130], 0.1: [125], 1.0: [120]}, floor=0.0)
+    assert (choice["best"], choice["mean"], choice["bracketed"]) == (1.0, 120.0, False)
+    assert claims.validation_choice({0.0: [110], 0.1: [125]}, floor=0.0)["bracketed"]
+    assert not claims.validation_choice({0.03: [110], 0.1: [125], 1: [130]}, floor=0.0)["bracketed"]
+    assert claims.validation_choice({40: [120, 122], 80: [115, 117], 160: [118, 118]})["best"] == 80
+    assert not claims.validation_choice({40: [120], 80: [115]})["bracketed"]  # longer may be better
