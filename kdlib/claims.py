@@ -134,8 +134,7 @@ def distillation_vs_baseline(sweep: list[RunResult], baseline: list[RunResult], 
         at_t = [r for r in sweep if r.config["spec"]["widths"][0] == width
                 and float(r.config["member"]["temperature"]) == best_t]
         hard = [r for r in baseline if r.config["spec"]["widths"][0] == width]
-        test = verdicts.better_verdict(*_paired(_correct_by_seed(at_t, test_labels),
-                                                _correct_by_seed(hard, test_labels)))
+        test = better_than(at_t, hard, test_labels)
         rows.append({"width": width, "best_temperature": best_t,
                      "distilled": grid[width][best_t], "hard": errors, **test})
     return rows
@@ -222,6 +221,13 @@ def _paired(a: dict[int, np.ndarray], b: dict[int, np.ndarray]):
     return [a[s] for s in seeds], [b[s] for s in seeds]
 
 
+def better_than(runs_a: list[RunResult], runs_b: list[RunResult], test_labels) -> dict:
+    """The results table's rule "better" (``verdicts.better_verdict``): A against B, McNemar's
+    exact test on the test digits of every seed both have, pooled."""
+    return verdicts.better_verdict(*_paired(_correct_by_seed(runs_a, test_labels),
+                                            _correct_by_seed(runs_b, test_labels)))
+
+
 def _gap_row(teacher, student, distilled, test_labels) -> dict:
     """The paper's comparison: the distilled student against the hard-label student (and how
     much of the gap to the teacher it closes, reported, not thresholded)."""
@@ -232,8 +238,7 @@ def _gap_row(teacher, student, distilled, test_labels) -> dict:
     if not (teacher and student and distilled):
         return {"claim": claim, "paper": f"{paper:.0%}", "ours": "missing", "replicated": "not run",
                 "rule": "better"}
-    test = verdicts.better_verdict(*_paired(_correct_by_seed(distilled, test_labels),
-                                            _correct_by_seed(student, test_labels)))
+    test = better_than(distilled, student, test_labels)
     gap = gap_recovered(*([r.test_errors for r in rs] for rs in (teacher, student, distilled)))
     ours = (f"{gap:.0%} of the gap; {test['errors_a']} vs {test['errors_b']} errors over "
             f"{test['seeds']} seeds, p = {test['p_value']:.2g}")

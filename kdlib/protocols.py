@@ -95,3 +95,26 @@ def chosen(value, what: str):
     return value
 
 
+
+
+def protocol_table() -> tuple[list[str], list[list[str]]]:
+    """(header, rows) comparing every protocol, for the book; values read from ``PROTOCOLS``."""
+    def text(value, unset="chosen on the validation split (not yet)"):
+        return unset if value is None else f"{value:g}"
+
+    rows = {"Teacher of every student": lambda p: {"teacher": "60-epoch dropout teacher (chapter 2)",
+                                                  "paper_teacher": "paper-recipe teacher (this chapter)"
+                                                  }[p.teacher],
+            "Teacher seed of the sweeps": lambda p: ("0 for every student seed" if p.sweep_teacher_seed == 0
+                                                     else "the student's own seed"),
+            "Hard-label weight": lambda p: text(p.hard_weight),
+            "Hard-weight grid (validation)": lambda p: ", ".join(f"{w:g}" for w in p.hard_weights),
+            "Student epochs": lambda p: text(p.student_epochs),
+            "Gradient-norm clipping": lambda p: ("none" if p.max_grad_norm is None
+                                                 else f"at norm {p.max_grad_norm:g} (issue 12)"),
+            "How the choices were made": lambda p: p.selection,
+            "Artifacts": lambda p: ("results/<profile>/" if p.number == 1
+                                    else f"results/<profile>/protocol-{p.number}/")}
+    numbers = sorted(PROTOCOLS)
+    header = [""] + [f"protocol {n}" + (" (reported now)" if n == PROTOCOL else "") for n in numbers]
+    return header, [[name] + [cell(PROTOCOLS[n]) for n in numbers] for name, cell in rows.items()]

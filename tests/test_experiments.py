@@ -164,3 +164,13 @@ def test_protocol_1_keeps_the_recipe_of_the_committed_runs():
     with pytest.raises(ValueError, match="unknown protocol"):
         with use_protocol(3):
             pass
+
+
+def test_the_protocol_table_reads_its_values_from_the_protocols():
+    from kdlib.protocols import protocol_table
+    header, rows = protocol_table()
+    assert header == ["", "protocol 1 (reported now)", "protocol 2"]
+    by_name = {r[0]: r[1:] for r in rows}
+    assert by_name["Hard-label weight"] == [f"{HARD_WEIGHT:g}", "chosen on the validation split (not yet)"]
+    assert by_name["Hard-weight grid (validation)"][1] == ", ".join(f"{w:g}" for w in HARD_WEIGHTS_WIDE)
+    assert by_name["Artifacts"] == ["results/<profile>/", "results/<profile>/protocol-2/"]

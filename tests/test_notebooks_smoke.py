@@ -134,6 +134,10 @@ def test_teacher_and_students(executed, mnist):
     expected = ("not significantly different from the baseline in every seed" if p >= 0.05 else
                 f"significantly {'better' if better else 'worse'} than the baseline in every seed")
     assert g["distillation_gain"] == expected
+    # the results table's rule, pooled over seeds (one seed here: the same test)
+    pooled = "yes" if better and p < 0.05 else "no"
+    assert g["pooled_gain"].startswith(f"{pooled} ({int(wrong['distilled'].sum())} vs "
+                                       f"{int(wrong['student'].sum())} errors over 1 seeds, p ")
     assert g["teacher_epochs"] == 3
     # the teacher-budget section: a smoke teacher of twice the epochs and its student
     assert g["budget_epochs"] == 6 and g["budget_seed"] == 0
@@ -165,6 +169,21 @@ def test_temperature_and_capacity(executed, mnist):
     if g["best_hard_weight"] == "1":
         assert verdict.startswith("no")
     assert g["validation_hard_weight"] == "not run in this profile"  # never trained by a notebook
+    # each width against its hard-label twin (same epochs, seed 0), at T = 20, recomputed
+    from kdlib.results import p_text
+    from kdlib.stats import mcnemar_exact
+    labels = mnist.test_labels.numpy()
+    hard_twin = {r.config["spec"]["widths"][0]: r for r in runs_of(results, "baseline")}
+    assert sorted(hard_twin) == [30, 300] and {r.config["spec"]["epochs"] for r in hard_twin.values()} == {3}
+    at20 = {r.config["spec"]["widths"][0]: r for r in sweep if r.config["member"]["temperature"] == 20}
+    parts = []
+    for w in (300, 30):
+        a, b = (r.logits().argmax(1) == labels for r in (at20[w], hard_twin[w]))
+        _, _, p = mcnemar_exact(a, b)
+        ok = (~a).sum() < (~b).sum() and p < 0.05
+        parts.append(f"2x{w}: {'yes' if ok else 'no'} ({(~a).sum()} vs {(~b).sum()} errors, "
+                     f"{p_text(p, with_p=True)})")
+    assert g["helps_at_20"] == "; ".join(parts)
 
 
 def test_omitted_digits(executed, mnist):
