@@ -70,7 +70,7 @@ def runs_csv(rows: list[dict]) -> str:
     """Every run's provenance (``provenance_rows``) as CSV."""
     out = StringIO()
     fields = ["experiment", "run", "seed", "test_errors", "commit", "kdlib", "torch", "device",
-              "wall_time_s"]
+              "wall_time_s", "status"]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)

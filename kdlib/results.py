@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import protocols
 from .experiments import RunResult, artifact_path, load_artifact, run_configs
 from .recipes import DEFAULT_SEEDS, EXPERIMENTS, configs_for
 from .io import ArtifactError
@@ -152,13 +153,33 @@ def correct(run_or_logits, labels) -> np.ndarray:
     return np.asarray(logits).argmax(-1) == np.asarray(labels)
 
 
+def _runs_of_every_protocol(name, profile, seeds, results_dir, validation):
+    """(run, status) of every available run of ``name`` under each protocol: "" for the
+    protocol the book reports, "superseded" for an earlier one's, "ahead" for a later one's."""
+    seen, out, now = set(), [], protocols.PROTOCOL
+    for number in sorted(protocols.PROTOCOLS, key=lambda n: n != now):  # the reported one first
+        with protocols.use_protocol(number):
+            try:
+                runs = load_available(name, profile, seeds, results_dir, validation)
+            except ValueError:  # a choice of that protocol not made yet, or validation-only
+                continue
+        for r in runs:
+            if r.path not in seen:
+                seen.add(r.path)
+                status = "" if number == now else (
+                    f"superseded (protocol {number})" if number < now else f"ahead (protocol {number})")
+                out.append((r, status))
+    return out
+
+
 def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS) -> list[dict]:
-    """One row per available run of every experiment (test-set runs, then validation-split
-    runs): what made it and how long it took."""
+    """One row per available run of every experiment and protocol (test-set runs, then
+    validation-split runs): what made it, how long it took, and whether a later protocol
+    superseded it (such runs stay listed, kdlib.protocols)."""
     rows = []
     for validation in (False, True):
         for name in EXPERIMENTS:
-            for r in load_available(name, profile, seeds, results_dir, validation):
+            for r, status in _runs_of_every_protocol(name, profile, seeds, results_dir, validation):
                 p = r.provenance
                 rows.append({"experiment": f"{name} (validation)" if validation else name,
                              "run": r.config["name"], "seed": seed_of(r),
@@ -168,7 +189,8 @@ def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS
                              "torch": p.get("torch_version", "?"),
                              "device": short_device(p.get("device_name",
                                                           p.get("device", "?"))),
-                             "wall_time_s": float(r.metrics.get("wall_time_s", 0.0))})
+                             "wall_time_s": float(r.metrics.get("wall_time_s", 0.0)),
+                             "status": status})
     return rows
 
 

@@ -160,3 +160,24 @@ def test_a_validation_choice_at_the_edge_of_its_grid_is_not_bracketed():
     assert not claims.validation_choice({0.03: [110], 0.1: [125], 1: [130]}, floor=0.0)["bracketed"]
     assert claims.validation_choice({40: [120, 122], 80: [115, 117], 160: [118, 118]})["best"] == 80
     assert not claims.validation_choice({40: [120], 80: [115]})["bracketed"]  # longer may be better
+
+
+def test_runs_of_an_earlier_protocol_stay_listed_as_superseded(monkeypatch):
+    from dataclasses import replace
+
+    from kdlib import protocols
+    from kdlib.results import provenance_rows
+    now = provenance_rows(RESULTS, "full")
+    assert now and {r["status"] for r in now} == {""}
+    # after the switch to protocol 2 (its choices made, none of its runs made yet)
+    monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], hard_weight=0.3,
+                                                        student_epochs=80))
+    monkeypatch.setattr(protocols, "PROTOCOL", 2)
+    later = provenance_rows(RESULTS, "full")
+    def names(rows):
+        return sorted((r["experiment"], r["run"]) for r in rows)
+    assert names(later) == names(now)
+    status = {(r["experiment"], r["run"]): r["status"] for r in later}
+    assert status[("distilled", "distilled-T20-s0")] == "superseded (protocol 1)"
+    assert status[("temperature", "w30-T4-s1")] == "superseded (protocol 1)"
+    assert status[("student", "student-s0")] == "" and status[("teacher", "teacher-s2")] == ""
