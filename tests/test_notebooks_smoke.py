@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import papermill
 import pytest
 
@@ -241,19 +242,96 @@ def test_soft_targets(executed):
     assert errors["hard_f100"] < errors["hard_f3"]  # more data, fewer errors
 
 
-def test_ensemble_distillation(executed):
-    """Issue 15, Section 4: two smoke teachers, their ensemble and the students."""
-    g = result(executed, "08_ensemble_distillation")[1]
-    assert g["ensemble_size"] == 2 and 0 < g["ensemble_errors"] < 1500
-    for key in ("hard_errors", "one_errors", "from_ensemble_errors"):
-        assert 0 < int(g[key].split()[0]) < 1500, key
-    assert g["verdict_ensemble_vs_one"] in ("yes", "no")
+def wrong_of(run, labels):
+    """Per test digit: does the run's stored logits' top class miss the label?"""
+    return run.logits().argmax(1) != labels
 
 
-def test_specialists(executed):
-    """Issue 15, Section 5: generalist, specialists of k = 2 and 3, their combination."""
-    g = result(executed, "09_specialists")[1]
+def better(wrong_a, wrong_b):
+    """The chapters' "significantly better" rule, recomputed: A has fewer errors than B and
+    McNemar's exact test on the same test digits gives p < 0.05. Returns (verdict, p)."""
+    from kdlib.stats import mcnemar_exact
+    _, _, p = mcnemar_exact(~wrong_a, ~wrong_b)
+    return ("yes" if wrong_a.sum() < wrong_b.sum() and p < 0.05 else "no"), p
+
+
+def test_ensemble_distillation(executed, mnist):
+    """Issue 15, Section 4: two smoke teachers, their ensemble and the students; the glued
+    numbers and the verdict are recomputed from the artifacts the chapter read."""
+    from kdlib.beyond import ensemble_members
+    from kdlib.experiments import load_artifact
+    _, g, results = result(executed, "08_ensemble_distillation")
+    labels = mnist.test_labels.numpy()
+    members = [load_artifact(c, results) for c in ensemble_members("smoke")]
+    assert g["ensemble_size"] == len(members) == 2
+    # the ensemble, recomputed here in numpy: the mean of the members' softmax at T = 1
+    z = np.stack([m.logits().astype(np.float64) for m in members])
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    ensemble_errors = int((p.mean(0).argmax(-1) != labels).sum())
+    member_errors = [int(wrong_of(m, labels).sum()) for m in members]
+    assert member_errors == [m.test_errors for m in members]
+    assert g["ensemble_errors"] == ensemble_errors
+    # averaging is not worse than its worse member (seen: 553 against members 569 and 587)
+    assert 0 < ensemble_errors <= max(member_errors), (ensemble_errors, member_errors)
+    runs = {r.config["name"]: r for r in runs_of(results, "ensemble")}
+    [hard] = runs_of(results, "student")
+    students = {"hard": hard, "one": runs["from-teacher-s0"], "from_ensemble": runs["from-ensemble2-s0"]}
+    wrong = {key: wrong_of(r, labels) for key, r in students.items()}
+    for key, r in students.items():
+        assert count(g, f"{key}_errors") == r.test_errors == int(wrong[key].sum()), key
+        assert 0 < r.test_errors < 1500, key
+    # the verdict is the rule applied to these two students, whatever it says
+    verdict, p_one = better(wrong["from_ensemble"], wrong["one"])
+    assert g["verdict_ensemble_vs_one"] == verdict, (verdict, p_one)
+    # the distilled students beat hard labels significantly even on the smoke profile (seen,
+    # seed 0: 505 and 510 errors against 601, p 4e-8 and 1e-7; over 3 seeds 1506 and 1504
+    # against 1775). Seen for the verdict: 505 against 510, p 0.70, "no".
+    for key in ("from_ensemble", "one"):
+        assert better(wrong[key], wrong["hard"])[0] == "yes", key
+
+
+def test_specialists(executed, mnist):
+    """Issue 15, Section 5: generalist, specialists of k = 2 and 3, their combination; the
+    groups, the dustbin corrections, the combination's errors and the verdict are recomputed
+    from the artifacts the chapter read."""
+    from kdlib.beyond import combined_probabilities, specialists_of
+    _, g, results = result(executed, "09_specialists")
     assert g["ks"] == "2, 3" and "fig-covariance" in g
-    assert 0 < int(g["generalist_errors"].split()[0]) < 1500
-    assert 0 < int(g["combined_errors"].split()[0]) < 2000
-    assert g["verdict_specialists"] in ("yes", "no")
+    labels = mnist.test_labels.numpy()
+    runs = runs_of(results, "specialists")
+    by_name = {r.config["name"]: r for r in runs}
+    generalist = by_name["generalist-s0"]
+    specialists = specialists_of(runs, 0, (2, 3))
+    assert len(specialists) == 2 + 3 == len(runs) - 1
+    # each k's clusters split the ten digits: every digit has one specialist per k
+    for k in (2, 3):
+        groups = [by_name[f"spec-k{k}g{j}-s0"].metrics["classes"] for j in range(k)]
+        assert sorted(c for group in groups for c in group) == list(range(10)), (k, groups)
+    # the enriched set (the specialist's classes and as many others, or all the others) and
+    # the dustbin correction (log of the oversampling of the special classes' odds), from
+    # the first 10,000 training labels
+    train = mnist.train_labels.numpy()[:10000]
+    for r in specialists:
+        inside = int(np.isin(train, r.metrics["classes"]).sum())
+        size = inside + min(inside, len(train) - inside)
+        assert r.metrics["transfer_set_size"] == size, r.config["name"]
+        odds = lambda n_in, n: n_in / (n - n_in)  # noqa: E731
+        # (kdlib takes the class shares in float32: seen 0.46036176 against 0.46036179)
+        assert r.metrics["dustbin_correction"] == pytest.approx(
+            np.log(odds(inside, size) / odds(inside, len(train))), abs=1e-6), r.config["name"]
+        assert r.metrics["dustbin_correction"] >= 0
+    wrong_generalist = wrong_of(generalist, labels)
+    assert count(g, "generalist_errors") == generalist.test_errors == int(wrong_generalist.sum())
+    assert 0 < generalist.test_errors < 1500
+    # Section 5.4's combination with every specialist, recomputed from the stored logits
+    q = combined_probabilities(generalist, specialists).numpy()
+    assert q.shape == (len(labels), 10) and (q >= 0).all()
+    assert np.allclose(q.sum(1), 1)
+    wrong_combined = q.argmax(1) != labels
+    assert count(g, "combined_errors") == int(wrong_combined.sum())
+    # the combination stays near the generalist, far from chance (seen, seed 0: 613 errors
+    # against 601, p 0.43, "no"; over 3 seeds 587.0 ± 22.9 against 591.7 ± 8.1)
+    assert wrong_combined.sum() < 1.2 * wrong_generalist.sum()
+    verdict, p = better(wrong_combined, wrong_generalist)
+    assert g["verdict_specialists"] == verdict, (verdict, p, wrong_combined.sum())
