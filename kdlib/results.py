@@ -207,6 +207,14 @@ def compute_hours_by_experiment(rows: list[dict]) -> dict[str, float]:
 
 
 
+def direction_text(test: dict, alpha: float = 0.05) -> str:
+    """A paired comparison (``errors_a``, ``errors_b``, ``p_value``) in words, from A's side:
+    "significantly better", "significantly worse" or "not significantly different"."""
+    if test["p_value"] >= alpha or test["errors_a"] == test["errors_b"]:
+        return "not significantly different"
+    return f"significantly {'better' if test['errors_a'] < test['errors_b'] else 'worse'}"
+
+
 def p_text(p: float, with_p: bool = False) -> str:
     """A p-value for the reader, two significant digits ("p = 0.012" with ``with_p``); "< 1e-300"
     below that, where the float underflows and the printed digits would depend on the

@@ -181,9 +181,9 @@ def test_temperature_and_capacity(executed, mnist):
     for w in (300, 30):
         a, b = (r.logits().argmax(1) == labels for r in (at20[w], hard_twin[w]))
         _, _, p = mcnemar_exact(a, b)
-        ok = (~a).sum() < (~b).sum() and p < 0.05
-        parts.append(f"2x{w}: {'yes' if ok else 'no'} ({(~a).sum()} vs {(~b).sum()} errors, "
-                     f"{p_text(p, with_p=True)})")
+        words = ("not significantly different" if p >= 0.05 else
+                 f"significantly {'better' if (~a).sum() < (~b).sum() else 'worse'}")
+        parts.append(f"2x{w}: {words} ({(~a).sum()} vs {(~b).sum()} errors, {p_text(p, with_p=True)})")
     assert g["helps_at_20"] == "; ".join(parts)
 
 

@@ -64,3 +64,10 @@ def test_p_text_hides_the_underflow_that_depends_on_the_denormal_mode():
     assert p_text(0.0123) == "0.012" and p_text(6e-93) == "6e-93"
     assert p_text(9.9e-324) == p_text(0.0) == "< 1e-300"
     assert p_text(0.0123, with_p=True) == "p = 0.012" and p_text(0.0, with_p=True) == "p < 1e-300"
+
+
+def test_direction_text_says_better_worse_or_neither():
+    from kdlib.results import direction_text
+    assert direction_text({"errors_a": 10, "errors_b": 30, "p_value": 0.001}) == "significantly better"
+    assert direction_text({"errors_a": 30, "errors_b": 10, "p_value": 0.001}) == "significantly worse"
+    assert direction_text({"errors_a": 10, "errors_b": 30, "p_value": 0.2}) == "not significantly different"
