@@ -173,4 +173,5 @@ def test_the_protocol_table_reads_its_values_from_the_protocols():
     by_name = {r[0]: r[1:] for r in rows}
     assert by_name["Hard-label weight"] == [f"{HARD_WEIGHT:g}", "chosen on the validation split (not yet)"]
     assert by_name["Hard-weight grid (validation)"][1] == ", ".join(f"{w:g}" for w in HARD_WEIGHTS_WIDE)
-    assert by_name["Artifacts"] == ["results/<profile>/", "results/<profile>/protocol-2/"]
+    # code spans: in Markdown a bare <profile> would be taken for an HTML tag and vanish
+    assert by_name["Artifacts"] == ["`results/<profile>/`", "`results/<profile>/protocol-2/`"]
