@@ -51,6 +51,15 @@ book: venv
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --builder html
 	@echo "open _build/html/index.html"
 
+## make test-unit: the unit tests alone (no notebook execution: minutes, not a quarter hour)
+test-unit: venv
+	$(PY) -m pytest -q tests --ignore tests/test_notebooks_smoke.py
+
+## make test-notebooks: the papermill smoke runs of every chapter, then nbval on the committed notebooks
+test-notebooks: venv
+	$(PY) -m pytest -q tests/test_notebooks_smoke.py
+	$(PY) -m pytest -q --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+
 ## make test-browser: every page of the built book in headless Chromium (console, images, math, links)
 test-browser: book
 	test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update -q && \
