@@ -103,8 +103,7 @@ def validation_choice(errors_by_setting: dict[float, list[int]], floor: float | 
     best, mean = _fewest_mean_errors(errors_by_setting)
     settings = sorted(errors_by_setting)
     below = best > settings[0] or (floor is not None and best == floor)
-    return {"best": best, "mean": mean, "bracketed": below and best < settings[-1],
-            "grid": settings}
+    return {"best": best, "mean": mean, "bracketed": below and best < settings[-1]}
 
 
 def best_temperature(errors_by_temperature: dict[float, list[int]]) -> tuple[float, float]:

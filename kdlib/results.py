@@ -58,9 +58,14 @@ def load_available(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
     A stale or corrupt artifact counts as missing (the reason goes to the ``kdlib`` logger at
     INFO level, so that it does not land on a notebook's stderr).
     """
-    results_dir = resolve_results_dir(results_dir)
+    return _load_existing(configs_for(experiment, profile, seeds, validation),
+                          resolve_results_dir(results_dir))
+
+
+def _load_existing(configs, results_dir) -> list[RunResult]:
+    """The valid artifacts of ``configs`` (stale or corrupt ones logged at INFO, skipped)."""
     out = []
-    for cfg in configs_for(experiment, profile, seeds, validation):
+    for cfg in configs:
         if artifact_path(cfg, results_dir).exists():
             try:
                 out.append(load_artifact(cfg, results_dir))
@@ -155,20 +160,21 @@ def correct(run_or_logits, labels) -> np.ndarray:
 
 def _runs_of_every_protocol(name, profile, seeds, results_dir, validation):
     """(run, status) of every available run of ``name`` under each protocol: "" for the
-    protocol the book reports, "superseded" for an earlier one's, "ahead" for a later one's."""
+    protocol the book reports, "superseded" for an earlier one's, "ahead" for a later one's.
+    A run that several protocols share (no teacher) is loaded once, as the reported one's."""
+    results_dir = resolve_results_dir(results_dir)
     seen, out, now = set(), [], protocols.PROTOCOL
     for number in sorted(protocols.PROTOCOLS, key=lambda n: n != now):  # the reported one first
         with protocols.use_protocol(number):
             try:
-                runs = load_available(name, profile, seeds, results_dir, validation)
+                configs = configs_for(name, profile, seeds, validation)
             except ValueError:  # a choice of that protocol not made yet, or validation-only
                 continue
-        for r in runs:
-            if r.path not in seen:
-                seen.add(r.path)
-                status = "" if number == now else (
-                    f"superseded (protocol {number})" if number < now else f"ahead (protocol {number})")
-                out.append((r, status))
+        fresh = [c for c in configs if artifact_path(c, results_dir) not in seen]
+        seen.update(artifact_path(c, results_dir) for c in fresh)
+        status = "" if number == now else (
+            f"superseded (protocol {number})" if number < now else f"ahead (protocol {number})")
+        out += [(r, status) for r in _load_existing(fresh, results_dir)]
     return out
 
 
