@@ -61,7 +61,7 @@ PROTOCOLS = {
                           "validation teacher, 20 epochs; then student epochs on the validation split"),
 }
 #: The protocol the book reports. 1 until the paper teacher's runs have finished; then 2, after
-#: its choices are made on the validation split (``python -m kdlib select``).
+#: its choices are made on the validation split (``python -m kdlib select --protocol 2`` prints them).
 PROTOCOL = 1
 
 

@@ -50,3 +50,14 @@ def test_cli_protocol_option_refuses_unknown_and_unchosen_protocols(tmp_path):
     res = _kdlib("student_epochs", "--results-dir", str(tmp_path))
     assert res.returncode == 2 and "validation split only" in res.stderr
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_cli_select_prints_the_protocols_validation_choices():
+    """`select` reads the committed validation sweeps and says which setting they pick."""
+    res = _kdlib("select", "--protocol", "1")
+    assert res.returncode == 0, res.stderr
+    # protocol 1's sweep (seed 0): weight 1 has the fewest errors and is the largest tried
+    assert "| hard-label weight | 1 | 121 (1 seed) | 1 | fewest (at the grid's edge), used |" in res.stdout
+    assert "hard-label weight: fewest validation errors at 1 (121); NOT bracketed" in res.stdout
+    res = _kdlib("select", "--protocol", "9")
+    assert res.returncode == 2 and "unknown protocol 9" in res.stderr
