@@ -110,3 +110,38 @@ def run_progress(configs, results_dir) -> dict[str, dict]:
             "epochs": state["epochs"], "test_errors": list(state["test_errors"]),
             "finished": state["epoch"] == state["epochs"]}
     return out
+
+
+def _listing(items) -> str:
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def status_sentence(runs: dict[str, dict]) -> str:
+    """How far long runs have got (``run_progress``), as one sentence for the README: the
+    test-split seeds, then the validation-split runs, each with the epoch it reached and its
+    errors after that epoch (never its best epoch)."""
+    if not runs:
+        return "No run has started yet."
+    parts = []
+    for validation, errors_of in ((False, "test errors"), (True, "validation errors")):
+        group = sorted((p for p in runs.values() if p["validation"] == validation),
+                       key=lambda p: p["seed"])
+        if not group:
+            continue
+        total = group[0]["epochs"]
+        who = ("the validation-split " + ("run" if len(group) == 1 else "runs") if validation
+               else ("seed " if len(group) == 1 else "seeds ") + _listing(p["seed"] for p in group))
+        if validation:
+            who += f" (seed{'s' if len(group) > 1 else ''} {_listing(p['seed'] for p in group)})"
+        last = [p["test_errors"][-1] if p["test_errors"] else "-" for p in group]
+        if all(p["finished"] for p in group):
+            mean = (f"; mean {np.mean(last):.1f} ± {np.std(last, ddof=1):.1f}" if len(last) > 1
+                    else "")
+            parts.append(f"{who}: finished, {total} epochs, {_listing(last)} {errors_of}{mean}")
+        else:
+            parts.append(f"{who} at epoch{'s' if len(group) > 1 else ''} "
+                         f"{_listing(p['epoch'] for p in group)} of {total} "
+                         f"({_listing(last)} {errors_of} after the last epoch)")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."

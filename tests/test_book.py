@@ -182,3 +182,12 @@ def test_no_function_is_defined_in_a_notebook(path):
     defined = [line for cell in code_cells_of_twin(path.read_text())
                for line in cell.splitlines() if re.match(r"(async )?def ", line)]
     assert defined == [], f"{path.name} defines {defined}; move them into kdlib"
+
+
+def test_readme_says_where_the_paper_teacher_runs_stand_from_their_checkpoints():
+    """The README's sentence on the paper teacher is generated from the committed runs."""
+    from kdlib.report import TEACHER_END, TEACHER_START, paper_teacher_status
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(TEACHER_START, 1)[1].split(TEACHER_END, 1)[0].strip()
+    assert block == paper_teacher_status(ROOT / "results", "full"), \
+        "run: .venv/bin/python -m kdlib report --readme"

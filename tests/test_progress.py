@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from kdlib import progress
 from kdlib.progress import epoch_reaching, fit_learning_curve, power_law, project, remaining_core_hours
 
 
@@ -72,3 +73,20 @@ def test_projection_waits_for_enough_epochs_then_continues_the_mean():
     got = projection(curves, 100)
     assert got["epochs"][0] == 40 and got["epochs"][-1] == 100
     assert got["errors"][-1] == pytest.approx(power_law(100, 60.0, 800.0, 0.6), rel=1e-3)
+
+
+def test_status_sentence_reports_the_last_epoch_of_each_run():
+    def run(seed, epoch, errors, validation=False, epochs=1000):
+        return {"seed": seed, "validation": validation, "epoch": epoch, "epochs": epochs,
+                "test_errors": errors, "finished": epoch == epochs}
+    runs = {"a": run(1, 290, [140, 135]), "b": run(0, 300, [90, 137]),
+            "v": run(0, 600, [80, 87], validation=True)}
+    assert progress.status_sentence(runs) == (
+        "Seeds 0 and 1 at epochs 300 and 290 of 1000 (137 and 135 test errors after the last "
+        "epoch); the validation-split run (seed 0) at epoch 600 of 1000 (87 validation errors "
+        "after the last epoch).")
+    done = {"a": run(0, 4, [70, 71], epochs=4), "b": run(1, 4, [60, 69], epochs=4),
+            "c": run(2, 4, [75, 73], epochs=4)}
+    assert progress.status_sentence(done) == (
+        "Seeds 0, 1 and 2: finished, 4 epochs, 71, 69 and 73 test errors; mean 71.0 ± 2.0.")
+    assert progress.status_sentence({}) == "No run has started yet."
