@@ -78,9 +78,10 @@ bench-compare: venv
 	$(PY) benchmarks/compare_commits.py --old $(OLD) --device $(DEVICE)
 
 ## make full-runs: every experiment of the full profile through the CLI (resumable); first the
-## validation-split sweep that chose the distillation recipe's hard-label weight
+## validation-split sweeps that chose the protocol's hard-label weight and student epochs
+## (kdlib/protocols.py; python -m kdlib select prints the choices)
 full-runs: venv
-	$(PY) -m kdlib hard_weight --validation --seed 0 --profile $(PROFILE) --device $(DEVICE)
+	$(PY) -m kdlib hard_weight student_epochs --validation --profile $(PROFILE) --device $(DEVICE)
 	$(PY) -m kdlib all --profile $(PROFILE) --device $(DEVICE)
 
 ## make reproduce PROFILE=full DEVICE=cuda [SEEDS=0,1,2] [FORCE=1]: rerun every notebook with papermill

@@ -39,6 +39,8 @@ class Protocol:
     ``hard_weight`` and ``student_epochs``: the distilled recipe's, chosen on the validation
     split (None: not chosen yet, and the runs that need them refuse to be built).
     ``max_grad_norm``: gradient-norm clipping of distilled students (issue 12).
+    ``hard_weights`` and ``student_epoch_grid``: the grids of the validation sweeps that make
+    the two choices (an empty epoch grid: the student epochs were fixed a priori).
     """
 
     number: int
@@ -48,15 +50,18 @@ class Protocol:
     student_epochs: int | None
     max_grad_norm: float | None
     hard_weights: tuple
+    student_epoch_grid: tuple  # () : student epochs fixed a priori, no validation sweep
     selection: str  # how the hard weight and student epochs were chosen, for the book
 
 
 PROTOCOLS = {
     1: Protocol(1, "teacher", sweep_teacher_seed=0, hard_weight=1.0,
                 student_epochs=40, max_grad_norm=None, hard_weights=HARD_WEIGHTS,
+                student_epoch_grid=(),
                 selection="hard weight: validation sweep, seed 0, 20 epochs; student epochs fixed a priori"),
     2: Protocol(2, "paper_teacher", sweep_teacher_seed=None, hard_weight=None, student_epochs=None,
                 max_grad_norm=5.0, hard_weights=HARD_WEIGHTS_WIDE,
+                student_epoch_grid=STUDENT_EPOCH_GRID,
                 selection="hard weight: validation sweep over a bracketing grid, seeds 0-2 from the "
                           "validation teacher, 20 epochs; then student epochs on the validation split"),
 }
@@ -110,6 +115,8 @@ def protocol_table() -> tuple[list[str], list[list[str]]]:
             "Hard-label weight": lambda p: text(p.hard_weight),
             "Hard-weight grid (validation)": lambda p: ", ".join(f"{w:g}" for w in p.hard_weights),
             "Student epochs": lambda p: text(p.student_epochs),
+            "Student-epoch grid (validation)": lambda p: (", ".join(map(str, p.student_epoch_grid))
+                                                          or "none (fixed a priori)"),
             "Gradient-norm clipping": lambda p: ("none" if p.max_grad_norm is None
                                                  else f"at norm {p.max_grad_norm:g} (issue 12)"),
             "How the choices were made": lambda p: p.selection,

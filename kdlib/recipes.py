@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from . import ARTIFACT_VERSION
-from .protocols import HARD_WEIGHTS, LOW_HARD_WEIGHT, PROTOCOLS, STUDENT_EPOCH_GRID, chosen, protocol
+from .protocols import HARD_WEIGHTS, LOW_HARD_WEIGHT, PROTOCOLS, chosen, protocol
 from .spec import Member, TrainSpec, fingerprint
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
@@ -247,12 +247,15 @@ def hard_weight_configs(profile, seeds, validation=False):
 
 
 def student_epoch_configs(profile, seeds, validation=True):
-    """Validation split only: the distilled recipe for each student budget of
-    ``STUDENT_EPOCH_GRID`` (smoke: its budget), every seed from the validation teacher of seed 0."""
+    """Validation split only: the distilled recipe for each student budget of the protocol's
+    ``student_epoch_grid`` (smoke: its budget), every seed from the validation teacher of seed
+    0; none under a protocol that fixed its student epochs a priori (protocol 1)."""
     if not validation:
         raise ValueError("student_epochs chooses a budget: it runs on the validation split only "
                          "(--validation)")
-    grid = sorted({budget(profile).epochs or e for e in STUDENT_EPOCH_GRID})
+    if not protocol().student_epoch_grid:
+        return []
+    grid = sorted({budget(profile).epochs or e for e in protocol().student_epoch_grid})
     return [_distilled("student_epochs", f"e{e}-s{s}", profile, s, True, teacher_seed=seeds[0],
                        epochs=e) for e in grid for s in seeds]
 

@@ -82,14 +82,14 @@ PINNED_CONFIG_HASHES = {
     "smoke/soft_only/validation": "4742e0b6d3fb5717",
     "smoke/baseline/test": "bf2e755eae008641",
     "smoke/baseline/validation": "ad90ac0a845d43c1",
-    "smoke/student_epochs/validation": "757183834574b52f",
+    "smoke/student_epochs/validation": "e3b0c44298fc1c14",  # none: protocol 1 fixed its epochs
     "full/omitted_low_hw/test": "039ebd377d0cdb19",
     "full/omitted_low_hw/validation": "59c5d06db4803477",
     "full/soft_only/test": "846b03b44c666e2f",
     "full/soft_only/validation": "99a91f4405142d7c",
     "full/baseline/test": "3b168c11e887c331",
     "full/baseline/validation": "5583389e7414641a",
-    "full/student_epochs/validation": "e58ca3ef48159769",
+    "full/student_epochs/validation": "e3b0c44298fc1c14",  # none: protocol 1 fixed its epochs
 }
 
 
@@ -161,6 +161,9 @@ def test_protocol_1_keeps_the_recipe_of_the_committed_runs():
     p = PROTOCOLS[1]
     assert (p.teacher, p.hard_weight, p.student_epochs, p.max_grad_norm) == \
         ("teacher", HARD_WEIGHT, STUDENT.epochs, None)
+    assert p.student_epoch_grid == () and PROTOCOLS[2].student_epoch_grid == STUDENT_EPOCH_GRID
+    with use_protocol(1):  # its student epochs were fixed a priori: no sweep to run
+        assert configs_for("student_epochs", "full", [0, 1, 2], validation=True) == []
     with pytest.raises(ValueError, match="unknown protocol"):
         with use_protocol(3):
             pass
