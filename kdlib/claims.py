@@ -14,6 +14,7 @@ import numpy as np
 from . import verdicts
 from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
 from .experiments import RunResult
+from .protocols import protocol
 from .recipes import DEFAULT_SEEDS
 from .results import correct, load_available, markdown_table, seed_of
 from .stats import format_mean_sd, mcnemar_exact, paired_difference_ci
@@ -175,7 +176,6 @@ def protocol_choices(results_dir=None, profile: str = "full") -> list[dict]:
     seed}), the setting it picks (``validation_choice``: fewest seed-mean errors, bracketed or
     not) and the value set in the protocol (None: not set yet). Never trains; a sweep that
     cannot be built yet (its step needs an earlier choice) has an empty grid."""
-    from .protocols import protocol  # the protocol switched on by ``use_protocol``
     p = protocol()
     steps = [("hard-label weight", "hard_weight", hard_weight_grid, 0.0, p.hard_weight),
              ("student epochs", "student_epochs", student_epochs_grid, None, p.student_epochs)]
@@ -231,7 +231,9 @@ def claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
                  test_labels=None, train_labels=None) -> list[dict]:
     """Every MNIST claim of Section 3: paper value, ours (mean ± sd over seeds), verdict.
 
-    Reads artifacts only (never trains): a claim whose runs are missing says so.
+    The teacher is the reported protocol's (``kdlib.protocols``: the 60-epoch teacher under
+    protocol 1, chapter 6's paper-recipe teacher under protocol 2), the one its students
+    learn from. Reads artifacts only (never trains): a claim whose runs are missing says so.
     Labels default to the MNIST test and training labels.
     """
     if test_labels is None or train_labels is None:
@@ -244,7 +246,7 @@ def claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
     def runs(name):
         return load_available(name, profile, seeds, results_dir)
 
-    teacher, student, distilled = runs("teacher"), runs("student"), runs("distilled")
+    teacher, student, distilled = runs(protocol().teacher), runs("student"), runs("distilled")
     errs = {k: [r.test_errors for r in v] for k, v in
             (("teacher", teacher), ("student", student), ("distilled", distilled))}
     rows = [

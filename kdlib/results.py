@@ -51,6 +51,16 @@ def load_or_run(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, 
                            progress=False, log=log.info)
 
 
+def load_runs(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, train: bool,
+              results_dir=None, device="cpu", force: bool = False) -> list[RunResult]:
+    """``load_or_run`` when ``train``, else ``load_available``: a notebook re-executed on the
+    full profile shows the runs that exist (possibly none) and never starts hours of training."""
+    if train:
+        return load_or_run(experiment, profile, seeds, results_dir=results_dir, device=device,
+                           force=force)
+    return load_available(experiment, profile, seeds, results_dir)
+
+
 def load_available(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
                    results_dir=None, validation: bool = False) -> list[RunResult]:
     """The runs of an experiment whose artifacts exist and are valid; never trains.

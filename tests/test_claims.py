@@ -201,3 +201,17 @@ def test_protocol_choices_table_marks_the_pick_and_the_value_in_use():
     assert rows[1][1] == "0.3" and rows[1][4] == "fewest, used" and rows[0][4] == rows[2][4] == ""
     assert rows[4][1] == "80" and rows[4][4] == "fewest"  # chosen by the rule, not set yet
     assert rows[-1] == ["later", "-", "not run yet", "", ""]
+
+
+def test_the_teacher_row_is_the_reported_protocols_teacher(monkeypatch):
+    """Protocol 1's students learn from the 60-epoch teacher, protocol 2's from chapter 6's."""
+    from kdlib.protocols import use_protocol
+    asked = []
+    monkeypatch.setattr(claims, "load_available", lambda name, *a, **k: asked.append(name) or [])
+    for number, teacher in ((1, "teacher"), (2, "paper_teacher")):
+        asked.clear()
+        with use_protocol(number):
+            rows = claims.claims_table("unused", "full", test_labels=np.zeros(10),
+                                       train_labels=np.zeros(10))
+        assert asked[:3] == [teacher, "student", "distilled"]
+        assert rows[0]["claim"].startswith("Teacher 2x1200") and rows[0]["ours"] == "missing"

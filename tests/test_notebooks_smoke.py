@@ -140,6 +140,11 @@ def test_teacher_and_students(executed, mnist):
     assert g["pooled_gain"].startswith(f"{pooled} ({int(wrong['distilled'].sum())} vs "
                                        f"{int(wrong['student'].sum())} errors over 1 seeds, p ")
     assert g["teacher_epochs"] == 3
+    # soft targets only (hard weight 0) against the baseline student, the same pooled rule
+    [soft] = runs_of(results, "soft_only")
+    assert soft.config["member"]["hard_weight"] == 0.0
+    assert g["soft_only_verdict"].split(" (")[1].startswith(
+        f"{soft.test_errors} vs {int(wrong['student'].sum())} errors over 1 seeds")
     # the teacher-budget section: a smoke teacher of twice the epochs and its student
     assert g["budget_epochs"] == 6 and g["budget_seed"] == 0
     assert g["budget_short_teacher_errors"] == g["teacher_errors_s0"]
@@ -204,6 +209,12 @@ def test_omitted_digits(executed, mnist):
     assert count(g, "only78_test_shift") == shift <= 0
     assert count(g, "only78_test_shifted") == round(100 * errors / len(labels), 1)
     assert g["omit3_prior_shift"] != "unavailable" and g["only78_prior_shift"] != "unavailable"
+    # the sensitivity rows: the same transfer sets with the low hard-label weight
+    low = runs_of(results, "omitted_low_hw")
+    assert sorted(r.config["transfer"] for r in low) == ["drop:3", "keep:7,8"]
+    assert {r.config["member"]["hard_weight"] for r in low} == {0.1}
+    [low3] = [r for r in low if r.config["transfer"] == "drop:3"]
+    assert count(g, "low_omit3_errors") == low3.test_errors
 
 
 def test_results(executed, mnist):
