@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:  # kdlib.experiments imports kdlib.recipes, which registers these studies
@@ -203,3 +204,16 @@ def specialists_of(runs: list[RunResult], seed: int, ks) -> list[RunResult]:
     return [r for r in runs if r.config["name"].startswith("spec-")
             and r.config["member"]["seed"] == seed
             and int(r.config["transfer"].split(":k")[1].split("g")[0]) in ks]
+
+
+def specialist_combinations(runs: list[RunResult], seeds, ks, labels) -> tuple[list, dict]:
+    """Per seed, which test digits the generalist gets right, and for i = 1..len(ks) which the
+    combination with the specialists of the first i values of k gets right (each digit then
+    covered by i specialists): (generalist [array per seed], {i: [array per seed]})."""
+    labels = np.asarray(labels)
+    by_name = {r.config["name"]: r for r in runs}
+    generalists = [by_name[f"generalist-s{s}"] for s in seeds]
+    combined = {i: [combined_probabilities(g, specialists_of(runs, s, ks[:i])).numpy().argmax(-1) == labels
+                    for g, s in zip(generalists, seeds)]
+                for i in range(1, len(ks) + 1)}
+    return [g.logits().argmax(-1) == labels for g in generalists], combined

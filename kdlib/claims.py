@@ -392,9 +392,9 @@ def _omitted_rows(omit3, only78, test_labels, train_labels) -> list[dict]:
     ]
 
 
-def claims_markdown(rows: list[dict]) -> str:
+def claims_markdown(rows: list[dict], claims_of: str = "Section 3") -> str:
     """The claims table, then the verdict rule of each kind of row (``kdlib.verdicts``)."""
-    table = markdown_table(["#", "Claim (Section 3)", "Paper", "Ours (mean ± sd over seeds)",
+    table = markdown_table(["#", f"Claim ({claims_of})", "Paper", "Ours (mean ± sd over seeds)",
                             "Replicated", "Rule"],
                            [[i + 1, r["claim"], r["paper"], r["ours"], r["replicated"],
                              r.get("rule", "")] for i, r in enumerate(rows)])

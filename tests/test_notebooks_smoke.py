@@ -347,3 +347,5 @@ def test_specialists(executed, mnist):
     assert wrong_combined.sum() < 1.2 * wrong_generalist.sum()
     verdict, p = better(wrong_combined, wrong_generalist)
     assert g["verdict_specialists"] == verdict, (verdict, p, wrong_combined.sum())
+    # the chapter's claims rows: the first is the same comparison
+    assert g["specialist_claim_verdicts"].split(", ")[0] == verdict
