@@ -61,10 +61,21 @@ def update_readme(readme="README.md", results_dir=None, profile: str = "full") -
              f"({len(runs)} runs, seeds {', '.join(map(str, seeds))}, "
              f"{total_compute_hours(runs)} h of compute; where only one seed exists the "
              "spread is not yet measured). Details, figures and the verdict rules: "
-             "`notebooks/05_results.ipynb`.\n\n" + claims_markdown(rows))
+             "`notebooks/05_results.ipynb`.\n\n" + claims_markdown(rows)
+             + "\n\n" + beyond_block(results_dir, profile))
     _replace_marked(path, table)
     _replace_marked(path, paper_teacher_status(results_dir, profile), TEACHER_START, TEACHER_END)
     return table
+
+
+def beyond_block(results_dir=None, profile: str = "full") -> str:
+    """The rows of Sections 4-6 tried on MNIST (``kdlib.beyond_claims``), with a heading line."""
+    from .beyond_claims import beyond_claims_table
+    table = "\n".join(line for line in claims_markdown(beyond_claims_table(results_dir, profile),
+                                                        "Sections 4-6").splitlines()
+                      if line.startswith("|"))
+    return ("Beyond Section 3 (chapters 7-9; the paper's numbers are speech frame or JFT top-1 "
+            "accuracies, so every row is a comparison):\n\n" + table)
 
 
 # ----------------------------------------------------------------------------- the book
@@ -127,6 +138,7 @@ def update_book(intro=BOOK_INTRO, data_dir=BOOK_DATA, results_dir=None,
              f"over seeds, {len(runs)} runs, seeds {', '.join(map(str, seeds))}, "
              f"{total_compute_hours(runs)} h of compute)\n:name: tab-claims\n\n"
              + table + "\n```\n\n" + (notes + "\n\n" if notes else "")
+             + beyond_block(results_dir, profile) + "\n\n"
              + f"Download: {{download}}`this table as CSV <{link}>`, "
              f"{{download}}`every run's provenance as CSV <{runs_link}>`. Generated from the "
              f"artifacts in `results/{profile}/` by `python -m kdlib.report --book`.")

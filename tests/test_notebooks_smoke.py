@@ -301,6 +301,13 @@ def test_ensemble_distillation(executed, mnist):
     # against 1775). Seen for the verdict: 505 against 510, p 0.70, "no".
     for key in ("from_ensemble", "one"):
         assert better(wrong[key], wrong["hard"])[0] == "yes", key
+    # the chapter's claims rows: the ensemble against its members (pooled), and the student
+    # distilled from it against hard labels
+    ensemble_wrong = p.mean(0).argmax(-1) != labels
+    pooled, _ = better(np.concatenate([ensemble_wrong] * len(members)),
+                       np.concatenate([wrong_of(m, labels) for m in members]))
+    distilled, _ = better(wrong["from_ensemble"], wrong["hard"])
+    assert g["ensemble_claim_verdicts"] == f"{pooled}, {distilled}"
 
 
 def test_specialists(executed, mnist):
