@@ -12,9 +12,15 @@ import numpy as np
 from scipy.optimize import curve_fit
 
 #: Seconds one epoch of the paper-recipe teacher (60,000 images, batch 100, bfloat16 step,
-#: compiled update) takes on one core of this project's 2-core AMD EPYC machine, 1 thread,
-#: two runs side by side and nothing else running (tqdm rate of epochs 21-27, 2026-12-02).
-PAPER_TEACHER_SECONDS_PER_EPOCH_CPU = 12.0
+#: compiled update) takes on one core of this project's 2-core machine, 1 thread, two runs
+#: side by side (tqdm rates). The machine changed between sessions: a 2-core AMD EPYC until
+#: 2026-12-02 (12 s, epochs 21-27, nothing else running), a 2-core Intel Xeon on 2026-12-03
+#: (4.2-5.8 s, so 5 s).
+PAPER_TEACHER_SECONDS_PER_EPOCH_CPU = 5.0
+#: Epochs of the paper-recipe teachers trained on the earlier machine, and its seconds per
+#: epoch: all four runs' epochs up to their checkpoints of commit d3f1ab4 (290 + 290 + 260 +
+#: 600), for the compute spent.
+PAPER_TEACHER_EARLIER_EPOCHS, PAPER_TEACHER_EARLIER_SECONDS = 1440, 12.0
 #: The shortest curve ``fit_learning_curve`` fits (it uses the second half, at least 5 epochs).
 MIN_FIT_EPOCHS = 10
 

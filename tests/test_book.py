@@ -124,9 +124,9 @@ def test_no_repository_means_no_buttons():
     assert Config.html_theme_options["launch_buttons"]["colab_url"]
 
 
-def _claims_output_of_results_notebook() -> str:
+def _claims_output_of_results_notebook(call: str = "claims.claims_markdown(rows)") -> str:
     for cell in cells(ROOT / "notebooks" / "05_results.ipynb"):
-        if "claims.claims_markdown(" in cell.source:
+        if call in cell.source:
             for out in cell.outputs:
                 text = out.get("data", {}).get("text/markdown")
                 if text:
@@ -191,3 +191,16 @@ def test_readme_says_where_the_paper_teacher_runs_stand_from_their_checkpoints()
     block = readme.split(TEACHER_START, 1)[1].split(TEACHER_END, 1)[0].strip()
     assert block == paper_teacher_status(ROOT / "results", "full"), \
         "run: .venv/bin/python -m kdlib report --readme"
+
+
+def test_readme_and_entry_page_hold_the_results_notebooks_beyond_section_3_rows():
+    """The rows of Sections 4-6 (kdlib.beyond_claims) in the README and book/intro.md are the
+    ones the results notebook shows."""
+    from kdlib.report import README_END, README_START
+    shown = _claims_output_of_results_notebook("claims.claims_markdown(beyond_rows")
+    table = [line for line in shown.splitlines() if line.startswith("|")]
+    assert "Claim (Sections 4-6)" in table[0] and len(table) > 2
+    for page in (ROOT / "README.md", ROOT / "book" / "intro.md"):
+        block = page.read_text().split(README_START, 1)[1].split(README_END, 1)[0]
+        assert all(line in block for line in table), \
+            f"run: .venv/bin/python -m kdlib report --book ({page.name})"
