@@ -207,7 +207,7 @@ def protocol_choices_table(choices: list[dict]) -> tuple[list[str], list[list[st
                 marks.append("fewest" + ("" if c["choice"]["bracketed"] else " (at the grid's edge)"))
             if c["set"] is not None and float(setting) == float(c["set"]):
                 marks.append("used")
-            rows.append([c["what"], f"{setting:g}", format_mean_sd(errors, 1), str(len(errors)),
+            rows.append([c["what"], f"{setting:g}", format_mean_sd(errors, 1, count=False), str(len(errors)),
                          ", ".join(marks)])
     return ["choice", "setting", "validation errors (mean ± sd)", "seeds", ""], rows
 

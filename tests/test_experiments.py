@@ -174,7 +174,8 @@ def test_the_protocol_table_reads_its_values_from_the_protocols():
     header, rows = protocol_table()
     assert header == ["", "protocol 1 (reported now)", "protocol 2"]
     by_name = {r[0]: r[1:] for r in rows}
-    assert by_name["Hard-label weight"] == [f"{HARD_WEIGHT:g}", "chosen on the validation split (not yet)"]
+    assert by_name["Hard-label weight"] == [f"{HARD_WEIGHT:g}", f"{PROTOCOLS[2].hard_weight:g}"]
+    assert by_name["Student epochs"][1] == "chosen on the validation split (not yet)"
     assert by_name["Hard-weight grid (validation)"][1] == ", ".join(f"{w:g}" for w in HARD_WEIGHTS_WIDE)
     # code spans: in Markdown a bare <profile> would be taken for an HTML tag and vanish
     assert by_name["Artifacts"] == ["`results/<profile>/`", "`results/<profile>/protocol-2/`"]
