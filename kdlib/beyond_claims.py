@@ -1,6 +1,6 @@
 """The claims of Sections 4-6 tried on MNIST (issue 15): rows for the results table.
 
-The paper measured these on speech (Sections 4 and 5, frame accuracy) and on JFT (Section 6,
+The paper measured these on speech (Sections 4 and 6, frame accuracy) and on JFT (Section 5,
 top-1 accuracy), so no MNIST count can match its numbers: every row is a comparison, decided
 by the **better** rule of ``kdlib.verdicts`` (McNemar's exact test on the test digits pooled
 over seeds), with the paper's own comparison as its "paper" value and, where the paper states
@@ -19,8 +19,9 @@ from .recipes import DEFAULT_SEEDS
 from .results import correct, load_available, p_text, resolve_results_dir, seed_of
 from .stats import format_mean_sd
 
-#: Numbers of Sections 4-6 (percent accuracies): Table 1 (speech, frame accuracy), Table 5
-#: (speech, 3% of the data, test frame accuracy), Table 3 (JFT, top-1 test accuracy).
+#: Numbers of Sections 4-6 (percent accuracies): Table 1 (Section 4, speech, frame accuracy),
+#: Table 3 (Section 5, JFT, top-1 test accuracy), Table 5 (Section 6, speech, 3% of the data,
+#: test frame accuracy).
 PAPER_BEYOND = {
     "baseline_frame_acc": 58.9, "ensemble_frame_acc": 61.1, "distilled_frame_acc": 60.8,
     "hard_3pct_frame_acc": 44.5, "soft_3pct_frame_acc": 57.0,
@@ -62,11 +63,11 @@ def _better_row(claim, paper, a: list[RunResult], b: list[RunResult], labels, ex
 
 
 def soft_target_rows(runs: list[RunResult], labels, fraction: float = 0.03) -> list[dict]:
-    """Section 5 (Table 5): on ``fraction`` of the training images, soft targets against hard
+    """Section 6 (Table 5): on ``fraction`` of the training images, soft targets against hard
     labels; with the share of the gap to hard labels on all images that soft targets close
     (paper: (57.0 - 44.5) / (58.9 - 44.5) = 87%)."""
     p = PAPER_BEYOND
-    claim = (f"Section 5: on {100 * fraction:g}% of the training images, soft targets are "
+    claim = (f"Section 6: on {100 * fraction:g}% of the training images, soft targets are "
              "significantly better than hard labels")
     paper = f"{p['soft_3pct_frame_acc']:.1f}% vs {p['hard_3pct_frame_acc']:.1f}% frame accuracy"
     by_name = {r.config["name"]: r for r in runs}
@@ -117,14 +118,14 @@ def ensemble_rows(teachers: list[RunResult], ensemble_probs, from_ensemble: list
 
 def specialist_rows(generalist_correct: list[np.ndarray],
                     combined_correct: dict[int, list[np.ndarray]]) -> list[dict]:
-    """Section 6 (Tables 3 and 4): the generalist combined with every specialist against the
+    """Section 5 (Tables 3 and 4): the generalist combined with every specialist against the
     generalist alone; and the gain growing with the number of specialists covering each digit
     (``combined_correct[i]``: i specialists per digit, one array per seed), which replicates
     when every step (i against i - 1, 0 = the generalist) is significantly better."""
     p = PAPER_BEYOND
-    claim = "Section 6: specialists combined with the generalist are significantly better than it"
+    claim = "Section 5: specialists combined with the generalist are significantly better than it"
     paper = f"{p['jft_specialists_acc']:.1f}% vs {p['jft_baseline_acc']:.1f}% top-1 accuracy (JFT)"
-    claim_trend = ("Section 6: the gain grows with the number of specialists covering a class, "
+    claim_trend = ("Section 5: the gain grows with the number of specialists covering a class, "
                    "each step significant")
     if not generalist_correct or not combined_correct:
         return [_missing(claim, paper), _missing(claim_trend, "grows (Table 4)")]
