@@ -77,8 +77,8 @@ def main(argv=None) -> int:
 
 def _select(argv) -> int:
     """``python -m kdlib select [--protocol N] [--profile P] [--results-dir D]``: print the
-    protocol's validation-split sweeps and the setting each picks (``claims.protocol_choices``)."""
-    from .claims import protocol_choices, protocol_choices_table
+    protocol's validation-split sweeps and the setting each picks (``choices.validation_choices``)."""
+    from .choices import validation_choices, validation_choices_table
     from .results import markdown_table
     p = _Parser(prog="python -m kdlib select", description=(
         "Print the choices of a protocol (kdlib/protocols.py) made on the validation split: "
@@ -89,11 +89,11 @@ def _select(argv) -> int:
     args = p.parse_args(argv)
     try:
         with protocols.use_protocol(args.protocol):
-            choices = protocol_choices(args.results_dir, args.profile)
+            choices = validation_choices(args.results_dir, args.profile)
     except ValueError as e:
         print(f"kdlib: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    print(markdown_table(*protocol_choices_table(choices)))
+    print(markdown_table(*validation_choices_table(choices)))
     for c in choices:
         if c["choice"] is None:
             print(f"{c['what']}: not run yet")

@@ -247,15 +247,11 @@ def hard_weight_configs(profile, seeds, validation=False):
 
 
 def student_epoch_configs(profile, seeds, validation=True):
-    """Validation split only: the distilled recipe for each student budget of the protocol's
-    ``student_epoch_grid`` (smoke: its budget), every seed from the validation teacher of seed
-    0; none under a protocol that fixed its student epochs a priori (protocol 1)."""
+    """Validation split only: the distilled recipe for each budget of the protocol's
+    ``student_epoch_grid`` (smoke: its budget), every seed from the validation teacher of seed 0."""
     if not validation:
-        raise ValueError("student_epochs chooses a budget: it runs on the validation split only "
-                         "(--validation)")
-    if not protocol().student_epoch_grid:
-        return []
-    grid = sorted({budget(profile).epochs or e for e in protocol().student_epoch_grid})
+        raise ValueError("student_epochs chooses a budget: validation split only (--validation)")
+    grid = sorted({budget(profile).epochs or e for e in protocol().student_epoch_grid})  # () : none
     return [_distilled("student_epochs", f"e{e}-s{s}", profile, s, True, teacher_seed=seeds[0],
                        epochs=e) for e in grid for s in seeds]
 

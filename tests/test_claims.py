@@ -185,12 +185,13 @@ def test_runs_of_an_earlier_protocol_stay_listed_as_superseded(monkeypatch):
     assert status[("student", "student-s0")] == "" and status[("teacher", "teacher-s2")] == ""
 
 
-def test_protocol_choices_table_marks_the_pick_and_the_value_in_use():
+def test_validation_choices_table_marks_the_pick_and_the_value_in_use():
+    from kdlib import choices as ch
     runs = [RunResult({"spec": {"epochs": e}, "member": {"seed": s}}, {"test_errors": n}, {},
                       Path("unused.json"))
             for e, s, n in [(80, 0, 115), (40, 0, 120), (160, 1, 118), (40, 1, 122), (80, 1, 117),
                             (160, 0, 118)]]
-    grid = claims.student_epochs_grid(runs)
+    grid = ch.student_epochs_grid(runs)
     assert grid == {40: [120, 122], 80: [115, 117], 160: [118, 118]}
     choices = [{"what": "hard-label weight", "grid": {0.0: [130, 128], 0.3: [120, 126], 3.0: [125, 127]},
                 "choice": claims.validation_choice({0.0: [130, 128], 0.3: [120, 126], 3.0: [125, 127]},
@@ -198,7 +199,7 @@ def test_protocol_choices_table_marks_the_pick_and_the_value_in_use():
                {"what": "student epochs", "grid": grid, "choice": claims.validation_choice(grid),
                 "set": None},
                {"what": "later", "grid": {}, "choice": None, "set": None}]
-    header, rows = claims.protocol_choices_table(choices)
+    header, rows = ch.validation_choices_table(choices)
     assert header[2] == "validation errors (mean ± sd)"
     assert rows[1][1] == "0.3" and rows[1][4] == "fewest, used" and rows[0][4] == rows[2][4] == ""
     assert rows[4][1] == "80" and rows[4][4] == "fewest"  # chosen by the rule, not set yet
