@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from . import verdicts
+from .claims import better_than
 from .experiments import RunResult
 from .recipes import DEFAULT_SEEDS
 from .results import correct, load_available, p_text, resolve_results_dir, seed_of
@@ -48,16 +49,15 @@ def _missing(claim: str, paper: str) -> dict:
 
 
 def _better_row(claim, paper, a: list[RunResult], b: list[RunResult], labels, extra="") -> dict:
-    """A significantly better than B, the runs paired by seed."""
-    by_seed = {seed_of(r): r for r in b}
-    pairs = [(r, by_seed[seed_of(r)]) for r in a if seed_of(r) in by_seed]
-    if not pairs:
+    """A significantly better than B (``claims.better_than``: the runs paired by seed)."""
+    shared = {seed_of(r) for r in a} & {seed_of(r) for r in b}
+    if not shared:
         return _missing(claim, paper)
-    test = verdicts.better_verdict([correct(x, labels) for x, _ in pairs],
-                                   [correct(y, labels) for _, y in pairs])
-    ours = (f"{format_mean_sd([x.test_errors for x, _ in pairs], count=False)} vs "
-            f"{format_mean_sd([y.test_errors for _, y in pairs], count=False)} errors "
-            f"({_seeds(len(pairs))}), {p_text(test['p_value'], True)}")
+    test = better_than(a, b, labels)
+
+    def errors(runs):
+        return format_mean_sd([r.test_errors for r in runs if seed_of(r) in shared], count=False)
+    ours = f"{errors(a)} vs {errors(b)} errors ({_seeds(len(shared))}), {p_text(test['p_value'], True)}"
     return {"claim": claim, "paper": paper, "ours": ours + extra, "replicated": test["verdict"],
             "rule": "better"}
 
