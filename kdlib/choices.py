@@ -12,7 +12,7 @@ from .claims import hard_weight_grid, validation_choice
 from .experiments import RunResult
 from .protocols import protocol
 from .recipes import DEFAULT_SEEDS
-from .results import load_available, seed_of
+from .results import load_if_chosen, seed_of
 from .stats import format_mean_sd
 
 
@@ -35,11 +35,8 @@ def validation_choices(results_dir=None, profile: str = "full") -> list[dict]:
              ("student epochs", "student_epochs", student_epochs_grid, None, p.student_epochs)]
     out = []
     for what, experiment, grid_of, floor, chosen_value in steps:
-        try:
-            grid = grid_of(load_available(experiment, profile, DEFAULT_SEEDS, results_dir,
-                                          validation=True))
-        except ValueError:  # needs the hard weight first
-            grid = {}
+        grid = grid_of(load_if_chosen(experiment, profile, DEFAULT_SEEDS, results_dir,
+                                      validation=True))  # empty: it needs the hard weight first
         complete = bool(grid) and len({len(e) for e in grid.values()}) == 1
         choice = validation_choice(grid, floor=floor) if grid else None
         out.append({"what": what, "experiment": experiment, "grid": grid, "complete": complete,

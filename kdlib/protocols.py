@@ -94,13 +94,18 @@ def use_protocol(number: int):
         PROTOCOL = before
 
 
+class ChoiceNotMade(ValueError):
+    """A run needs a protocol setting that is not chosen on the validation split yet."""
+
+
 def chosen(value, what: str):
     """A protocol choice that must have been made on the validation split before use."""
     if value is None:
-        raise ValueError(f"protocol {PROTOCOL} has no {what} yet: choose it on the validation split "
-                         f"(`python -m kdlib hard_weight --validation --protocol {PROTOCOL} --profile "
-                         f"full`, then `python -m kdlib student_epochs ...` with the same options), "
-                         f"set it in kdlib/protocols.py PROTOCOLS[{PROTOCOL}] and commit")
+        n = protocol().number
+        raise ChoiceNotMade(f"protocol {n} has no {what} yet: choose it on the validation split "
+                            f"(`python -m kdlib hard_weight --validation --protocol {n} --profile "
+                            f"full`, then `python -m kdlib student_epochs ...` with the same options), "
+                            f"set it in kdlib/protocols.py PROTOCOLS[{n}] and commit")
     return value
 
 

@@ -316,6 +316,14 @@ def configs_for(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
     return EXPERIMENTS[experiment](profile, [int(s) for s in seeds], validation)
 
 
+def paper_teacher_runs(profile: str = "full", seeds=DEFAULT_SEEDS) -> list[RunConfig]:
+    """Every run of chapter 6: the paper-recipe teacher of each seed on the test split, then
+    the first seed's on the validation split (whose students chose protocol 2's settings)."""
+    seeds = list(seeds)
+    return (configs_for("paper_teacher", profile, seeds)
+            + configs_for("paper_teacher", profile, seeds[:1], validation=True))
+
+
 def teacher_config_of(cfg: RunConfig) -> RunConfig:
     """The teacher run a distilled run ``cfg`` distils from."""
     if protocol(cfg.protocol).teacher == "paper_teacher":

@@ -72,6 +72,16 @@ def load_available(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
                           resolve_results_dir(results_dir))
 
 
+def load_if_chosen(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
+                   results_dir=None, validation: bool = False) -> list[RunResult]:
+    """``load_available``, or no runs while a protocol choice they need is not made yet
+    (``protocols.ChoiceNotMade``: e.g. protocol 2's student epochs)."""
+    try:
+        return load_available(experiment, profile, seeds, results_dir, validation)
+    except protocols.ChoiceNotMade:
+        return []
+
+
 def _load_existing(configs, results_dir) -> list[RunResult]:
     """The valid artifacts of ``configs`` (stale or corrupt ones logged at INFO, skipped)."""
     out = []

@@ -179,3 +179,19 @@ def test_the_protocol_table_reads_its_values_from_the_protocols():
     assert by_name["Hard-weight grid (validation)"][1] == ", ".join(f"{w:g}" for w in HARD_WEIGHTS_WIDE)
     # code spans: in Markdown a bare <profile> would be taken for an HTML tag and vanish
     assert by_name["Artifacts"] == ["`results/<profile>/`", "`results/<profile>/protocol-2/`"]
+
+
+def test_runs_that_need_an_unmade_choice_are_refused_by_name_and_read_as_none(monkeypatch, tmp_path):
+    """``chosen`` raises ChoiceNotMade (a ValueError naming the setting and the protocol);
+    ``results.load_if_chosen`` reads such runs as none, every other error still raises."""
+    from dataclasses import replace
+
+    from kdlib import protocols
+    from kdlib.results import load_available, load_if_chosen
+    monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], student_epochs=None))
+    with use_protocol(2):
+        with pytest.raises(protocols.ChoiceNotMade, match="protocol 2 has no student epochs yet"):
+            load_available("distilled", "full", [0], tmp_path)
+        assert load_if_chosen("distilled", "full", [0], tmp_path) == []
+        with pytest.raises(ValueError, match="seeds must be"):
+            load_if_chosen("distilled", "full", [-1], tmp_path)
