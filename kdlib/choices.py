@@ -8,20 +8,17 @@ not) and which one the protocol uses; ``python -m kdlib select`` and chapter 6 p
 """
 from __future__ import annotations
 
-from .claims import hard_weight_grid, validation_choice
+from .claims import errors_by, hard_weight_grid, validation_choice
 from .experiments import RunResult
 from .protocols import protocol
 from .recipes import DEFAULT_SEEDS
-from .results import load_if_chosen, seed_of
+from .results import load_if_chosen
 from .stats import format_mean_sd
 
 
 def student_epochs_grid(runs: list[RunResult]) -> dict[int, list[int]]:
     """{student epochs: [validation errors of each seed]} of the student-epochs sweep."""
-    grid: dict = {}
-    for r in sorted(runs, key=lambda r: (int(r.config["spec"]["epochs"]), seed_of(r))):
-        grid.setdefault(int(r.config["spec"]["epochs"]), []).append(r.test_errors)
-    return grid
+    return errors_by(runs, lambda r: int(r.config["spec"]["epochs"]))
 
 
 def validation_choices(results_dir=None, profile: str = "full") -> list[dict]:

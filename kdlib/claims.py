@@ -77,14 +77,24 @@ def distillation_gain(comparison: list[dict], alpha: float = 0.05) -> str:
     return "not significantly different from the baseline in every seed"
 
 
-def temperature_grid(runs: list[RunResult]) -> dict[int, dict[float, list[int]]]:
-    """{width: {temperature: [test errors of each seed]}} of a temperature sweep."""
+def width_of(run: RunResult) -> int:
+    return int(run.config["spec"]["widths"][0])
+
+
+def errors_by(runs: list[RunResult], setting) -> dict:
+    """{setting(run): [test errors of each seed, in seed order]}, settings ascending: the grid
+    of a sweep (``setting``: e.g. ``width_of``, or a run's temperature or hard-label weight)."""
     grid: dict = {}
-    for r in sorted(runs, key=lambda r: (-r.config["spec"]["widths"][0],
-                                         r.config["member"]["temperature"], seed_of(r))):
-        width, temp = r.config["spec"]["widths"][0], float(r.config["member"]["temperature"])
-        grid.setdefault(width, {}).setdefault(temp, []).append(r.test_errors)
+    for r in sorted(runs, key=lambda r: (setting(r), seed_of(r))):
+        grid.setdefault(setting(r), []).append(r.test_errors)
     return grid
+
+
+def temperature_grid(runs: list[RunResult]) -> dict[int, dict[float, list[int]]]:
+    """{width: {temperature: [test errors of each seed]}} of a temperature sweep, widest first."""
+    widths = sorted({width_of(r) for r in runs}, reverse=True)
+    return {w: errors_by([r for r in runs if width_of(r) == w],
+                         lambda r: float(r.config["member"]["temperature"])) for w in widths}
 
 
 def _fewest_mean_errors(errors_by_setting: dict[float, list[int]]) -> tuple[float, float]:
@@ -113,11 +123,9 @@ def best_temperature(errors_by_temperature: dict[float, list[int]]) -> tuple[flo
 
 
 def width_errors(runs: list[RunResult]) -> dict[int, list[int]]:
-    """{width: [test errors of each seed]} of hard-label baselines (experiment "baseline")."""
-    out: dict[int, list[int]] = {}
-    for r in sorted(runs, key=seed_of):
-        out.setdefault(int(r.config["spec"]["widths"][0]), []).append(r.test_errors)
-    return out
+    """{width: [test errors of each seed]} of hard-label baselines (experiment "baseline"),
+    widest first."""
+    return dict(sorted(errors_by(runs, width_of).items(), reverse=True))
 
 
 def distillation_vs_baseline(sweep: list[RunResult], baseline: list[RunResult], test_labels,
@@ -131,9 +139,9 @@ def distillation_vs_baseline(sweep: list[RunResult], baseline: list[RunResult], 
         if width not in grid or (temperature is not None and temperature not in grid[width]):
             continue
         best_t = best_temperature(grid[width])[0] if temperature is None else temperature
-        at_t = [r for r in sweep if r.config["spec"]["widths"][0] == width
+        at_t = [r for r in sweep if width_of(r) == width
                 and float(r.config["member"]["temperature"]) == best_t]
-        hard = [r for r in baseline if r.config["spec"]["widths"][0] == width]
+        hard = [r for r in baseline if width_of(r) == width]
         test = better_than(at_t, hard, test_labels)
         rows.append({"width": width, "best_temperature": best_t,
                      "distilled": grid[width][best_t], "hard": errors, **test})
@@ -142,10 +150,7 @@ def distillation_vs_baseline(sweep: list[RunResult], baseline: list[RunResult], 
 
 def hard_weight_grid(runs: list[RunResult]) -> dict[float, list[int]]:
     """{hard-label weight: [test errors of each seed]} of a hard-weight sweep."""
-    grid: dict = {}
-    for r in sorted(runs, key=lambda r: (float(r.config["member"]["hard_weight"]), seed_of(r))):
-        grid.setdefault(float(r.config["member"]["hard_weight"]), []).append(r.test_errors)
-    return grid
+    return errors_by(runs, lambda r: float(r.config["member"]["hard_weight"]))
 
 
 def best_hard_weight(runs: list[RunResult]) -> tuple[float, float]:
@@ -270,7 +275,7 @@ def temperature_claims(sweep: list[RunResult], test_labels) -> list[dict]:
     lo, hi = PAPER["small_width_best_temperatures"]
     claim = (f"2x{small}: T between {lo:g} and {hi:g} works significantly better than higher "
              "or lower T")
-    runs = [r for r in sweep if r.config["spec"]["widths"][0] == small]
+    runs = [r for r in sweep if width_of(r) == small]
     if runs:
         by_t: dict[float, dict[int, np.ndarray]] = {}
         for r in runs:
