@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from . import ARTIFACT_VERSION
-from .protocols import HARD_WEIGHTS, LOW_HARD_WEIGHT, PROTOCOLS, chosen, protocol
+from .protocols import HARD_WEIGHTS, LOW_HARD_WEIGHT, PROTOCOLS, chosen, protocol, use_protocol
 from .spec import Member, TrainSpec, fingerprint
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
@@ -257,12 +257,15 @@ def student_epoch_configs(profile, seeds, validation=True):
 
 
 def teacher_budget_configs(profile, seeds, validation=False):
-    """A teacher trained 3x longer (first seed) and the T=20 student distilled from it."""
+    """The 60-epoch teacher's recipe trained 3x longer (first seed) and the T=20 student
+    distilled from it, both under protocol 1 whatever the reported protocol: a study of that
+    teacher (protocol 2's students learn from chapter 6's teacher, which ignores the budget)."""
     epochs = budget(profile).teacher_budget_epochs
     s = seeds[0]
-    return teacher_configs(profile, [s], validation, epochs) + [
-        _distilled("teacher_budget", f"distilled-T20-e{epochs}-s{s}", profile, s, validation,
-                   teacher_epochs=epochs)]
+    with use_protocol(1):
+        return teacher_configs(profile, [s], validation, epochs) + [
+            _distilled("teacher_budget", f"distilled-T20-e{epochs}-s{s}", profile, s, validation,
+                       teacher_epochs=epochs)]
 
 
 def omit3_configs(profile, seeds, validation=False):

@@ -154,7 +154,11 @@ def test_protocol_2_with_its_choices_builds_every_run(monkeypatch):
         epochs = configs_for("student_epochs", "full", [0, 1, 2], validation=True)
         assert sorted({c.spec.epochs for c in epochs}) == list(STUDENT_EPOCH_GRID)
         assert [t.experiment for t in study_teacher_configs("full", [0])] == ["paper_teacher"]
+        # the longer cosine teacher is a study of protocol 1's teacher: its student stays there
+        budget_runs = configs_for("teacher_budget", "full", [0])
     assert [t.experiment for t in study_teacher_configs("full", [0])] == ["teacher"]
+    assert budget_runs == configs_for("teacher_budget", "full", [0])
+    assert budget_runs[1].protocol == 1 and budget_runs[1].teacher_epochs == 180
 
 
 def test_protocol_1_keeps_the_recipe_of_the_committed_runs():
