@@ -40,13 +40,20 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     assert "unknown experiment 'nonsense'" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_cli_protocol_option_refuses_unknown_and_unchosen_protocols(tmp_path):
-    """--protocol 2 builds its runs from the paper teacher, but only after its choices are made."""
+def test_cli_protocol_option_refuses_unknown_and_unchosen_protocols(tmp_path, monkeypatch, capsys):
+    """--protocol 2 builds its runs from the paper teacher, but only after its choices are made
+    (here its student epochs are unmade again, in-process, whatever protocols.py says)."""
+    from dataclasses import replace
+
+    from kdlib import protocols
+    from kdlib.__main__ import main
     res = _kdlib("distilled", "--protocol", "7", "--results-dir", str(tmp_path))
     assert res.returncode == 2 and "unknown protocol 7; choose one of [1, 2]" in res.stderr
-    res = _kdlib("distilled", "--protocol", "2", "--profile", "full", "--results-dir", str(tmp_path))
-    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
-    assert "hard_weight --validation --protocol 2 --profile full" in res.stderr
+    monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], student_epochs=None))
+    assert main(["distilled", "--protocol", "2", "--profile", "full", "--results-dir", str(tmp_path)]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and stderr.startswith("kdlib: error: protocol 2 has no student epochs")
+    assert "hard_weight --validation --protocol 2 --profile full" in stderr
     res = _kdlib("student_epochs", "--results-dir", str(tmp_path))
     assert res.returncode == 2 and "validation split only" in res.stderr
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written

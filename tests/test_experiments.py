@@ -179,7 +179,9 @@ def test_the_protocol_table_reads_its_values_from_the_protocols():
     assert header == ["", "protocol 1 (reported now)", "protocol 2"]
     by_name = {r[0]: r[1:] for r in rows}
     assert by_name["Hard-label weight"] == [f"{HARD_WEIGHT:g}", f"{PROTOCOLS[2].hard_weight:g}"]
-    assert by_name["Student epochs"][1] == "chosen on the validation split (not yet)"
+    epochs = PROTOCOLS[2].student_epochs
+    assert by_name["Student epochs"] == [f"{STUDENT.epochs}", "chosen on the validation split (not yet)"
+                                         if epochs is None else f"{epochs}"]
     assert by_name["Hard-weight grid (validation)"][1] == ", ".join(f"{w:g}" for w in HARD_WEIGHTS_WIDE)
     # code spans: in Markdown a bare <profile> would be taken for an HTML tag and vanish
     assert by_name["Artifacts"] == ["`results/<profile>/`", "`results/<profile>/protocol-2/`"]
