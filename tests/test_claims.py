@@ -175,9 +175,9 @@ def test_runs_of_an_earlier_protocol_stay_listed_as_superseded(monkeypatch):
         for experiment in {r["experiment"] for r in now
                            if r["status"] and not r["experiment"].endswith("(validation)")}:
             configs_for(experiment, "full")  # raises ChoiceNotMade for a run that needs one
-    # after the switch to protocol 2 (its choices made, none of its runs made yet)
-    monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], hard_weight=0.3,
-                                                        student_epochs=80))
+    # after the switch to protocol 2 (its choices made; its validation sweeps keep the hard
+    # weight they were run with)
+    monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], student_epochs=80))
     monkeypatch.setattr(protocols, "PROTOCOL", 2)
     later = provenance_rows(RESULTS, "full")
     def names(rows):
