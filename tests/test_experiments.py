@@ -127,10 +127,11 @@ def test_protocol_2_distils_from_the_paper_teacher_of_each_seed_and_clips():
         assert sorted({c.member.hard_weight for c in choice}) == list(HARD_WEIGHTS_WIDE)
         assert {c.teacher_seed for c in choice} == {0} and {c.member.seed for c in choice} == {0, 1, 2}
         assert teacher_config_of(choice[0]).validation
-        # the choices made on the validation split must exist before the runs that use them
+        # the choices made on the validation split are the recipe of the runs that use them
         for experiment in ("distilled", "omit3", "only78", "soft_only", "omitted_low_hw"):
-            with pytest.raises(ValueError, match="hard_weight --validation"):
-                configs_for(experiment, "full", [0])
+            made = configs_for(experiment, "full", [0])
+            assert {c.spec.epochs for c in made} == {p.student_epochs} == {20}
+            assert {c.member.hard_weight for c in made} <= {p.hard_weight, 0.0, LOW_HARD_WEIGHT}
         baseline = configs_for("baseline", "full", [0])  # no teacher: the same runs as protocol 1
     assert baseline == configs_for("baseline", "full", [0]) and baseline[0].protocol == 1
     assert configs_for("temperature", "full", [0])[0].hash != sweep[0].hash
