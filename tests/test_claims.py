@@ -177,7 +177,8 @@ def test_runs_of_an_earlier_protocol_stay_listed_as_superseded(monkeypatch):
             configs_for(experiment, "full")  # raises ChoiceNotMade for a run that needs one
     # after the switch to protocol 2 (its choices made; its validation sweeps keep the hard
     # weight they were run with)
-    monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], student_epochs=80))
+    chosen_epochs = protocols.PROTOCOLS[2].student_epochs or 20
+    monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], student_epochs=chosen_epochs))
     monkeypatch.setattr(protocols, "PROTOCOL", 2)
     later = provenance_rows(RESULTS, "full")
     def names(rows):
