@@ -27,19 +27,14 @@ TEACHER = TrainSpec(widths=(1200, 1200), epochs=60, batch_size=128, lr=0.1, mome
                     input_dropout=0.2, hidden_dropout=0.5, max_norm=3.5, jitter=2)
 #: Students: no regularisation at all, un-jittered data (Section 3).
 STUDENT = TrainSpec(widths=(800, 800), epochs=40, batch_size=128, lr=0.1, momentum=0.9)
-#: Distillation: T = 20 (Section 3). The hard-label weight is the one the validation-split
-#: sweep chose (``python -m kdlib hard_weight --validation --seed 0``; its errors are in
-#: notebook 03), not the paper's "considerably lower weight"; a test pins it to that sweep's
-#: committed artifacts.
+#: Distillation: T = 20 (Section 3); the hard-label weight is protocol 1's validation choice
+#: (notebook 03), not the paper's "considerably lower weight"; a test pins it to that sweep.
 DISTILL_TEMPERATURE, SOFT_WEIGHT, HARD_WEIGHT = 20.0, 1.0, PROTOCOLS[1].hard_weight
-#: Distilled students warm the learning rate up over 2 epochs: the soft-target gradient
-#: T (q - p) is up to T times a hard-label one, and without warm-up a 2x800 student at
-#: T = 20, lr 0.1 collapsed to a constant prediction in its first epoch (seen on the
-#: omitted-3 transfer set).
+#: Distilled students warm the learning rate up over 2 epochs: the soft-target gradient T (q - p)
+#: is up to T times a hard-label one (without, a T = 20 omitted-3 student collapsed in epoch 1).
 DISTILL_WARMUP_EPOCHS = 2
 SWEEP_EPOCHS = 20
-#: The temperature x capacity sweep keeps the a-priori hard weight 0.1 (it studies T, and it
-#: ran before the hard weight was chosen on the validation split).
+#: The temperature x capacity sweep keeps the a-priori hard weight 0.1 (it ran before the choice).
 SWEEP_HARD_WEIGHT = 0.1
 #: A longer teacher (seed 0 only) and a student distilled from it: what more compute buys.
 TEACHER_BUDGET_EPOCHS = 180
@@ -71,9 +66,8 @@ def distill_member(seed: int, hard_weight: float | None = None,
     return Member(seed=seed, temperature=temperature, soft_weight=SOFT_WEIGHT, hard_weight=hw)
 
 
-#: The probe that chose PAPER_TEACHER's learning rate: 4 epochs on the first 10,000 training
-#: images, errors on the last 10,000 (validation split), seed 0, commit after 653f1ed. At 10
-#: (the published value) and 3 the network died in epoch 1 (every ReLU silent, loss ln 10).
+#: The probe that chose PAPER_TEACHER's learning rate (4 epochs, first 10,000 images, errors on the
+#: last 10,000, seed 0, after 653f1ed); at 10 (published) and 3 every ReLU fell silent in epoch 1.
 PAPER_TEACHER_LR_PROBE = {10.0: [9009, 8936, 8970, 9039], 3.0: [5987, 7454, 6910, 7673],
                           2.0: [4179, 2528, 2446, 2065], 1.0: [1516, 856, 697, 676],
                           0.2: [2995, 1627, 1099, 897]}
@@ -92,8 +86,7 @@ class Budget:
     teacher_budget_epochs: int     # the longer teacher of the "teacher_budget" experiment
 
 
-#: full: the recipes as they are. smoke: same code paths and test set, a 10,000-image
-#: training subset, 3 epochs, smaller sweeps (minutes on a CPU).
+#: full: the recipes as they are. smoke: same code, a 10,000-image subset, 3 epochs, small sweeps.
 PROFILES = {
     "smoke": Budget(train_size=10000, epochs=3, checkpoint_every=1, sweep_widths=(300, 30),
                     temperatures=(1.0, 4.0, 20.0), hard_weights=(0.0, 1.0),
@@ -257,9 +250,8 @@ def student_epoch_configs(profile, seeds, validation=True):
 
 
 def teacher_budget_configs(profile, seeds, validation=False):
-    """The 60-epoch teacher's recipe trained 3x longer (first seed) and the T=20 student
-    distilled from it, both under protocol 1 whatever the reported protocol: a study of that
-    teacher (protocol 2's students learn from chapter 6's teacher, which ignores the budget)."""
+    """The 60-epoch teacher's recipe trained 3x longer (first seed), the T=20 student from it;
+    always protocol 1's (under protocol 2 the student would learn from chapter 6's teacher)."""
     epochs = budget(profile).teacher_budget_epochs
     s = seeds[0]
     with use_protocol(1):
@@ -320,11 +312,9 @@ def configs_for(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
 
 
 def paper_teacher_runs(profile: str = "full", seeds=DEFAULT_SEEDS) -> list[RunConfig]:
-    """Every run of chapter 6: the paper-recipe teacher of each seed on the test split, then
-    the first seed's on the validation split (whose students chose protocol 2's settings)."""
-    seeds = list(seeds)
+    """Chapter 6's runs: each seed's paper-recipe teacher, then the first seed's on the validation split."""
     return (configs_for("paper_teacher", profile, seeds)
-            + configs_for("paper_teacher", profile, seeds[:1], validation=True))
+            + configs_for("paper_teacher", profile, list(seeds)[:1], validation=True))
 
 
 def teacher_config_of(cfg: RunConfig) -> RunConfig:
