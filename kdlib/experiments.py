@@ -93,6 +93,9 @@ def _save_artifact(cfg, results_dir, logits, labels, history, wall_time, device,
         "confusion_matrix": confusion_matrix(logits.float().cpu(), labels.cpu()).tolist(),
         "train_loss_curve": [float(v) for v in history["train_loss"]],
         "test_errors_curve": [int(v) for v in history["test_errors"]],
+        # share of the updates whose gradient norm was clipped, per epoch (clipped runs only)
+        **({"clipped_share_curve": [round(float(v), 4) for v in history["clipped_share"]]}
+           if history.get("clipped_share") else {}),
         "wall_time_s": round(float(wall_time), 2),
         **(extra or {}),
     }
@@ -234,7 +237,8 @@ def _train_group(group: list[RunConfig], data: MNIST, device, results_dir, progr
     out = []
     for k, cfg in enumerate(group):
         history = {"train_loss": [e[k] for e in result.history["train_loss"]],
-                   "test_errors": [e[k] for e in result.history["test_errors"]]}
+                   "test_errors": [e[k] for e in result.history["test_errors"]],
+                   "clipped_share": [e[k] for e in result.history.get("clipped_share", [])]}
         weights = ({n: p.detach().cpu().clone() for n, p in result.model.member(k).state_dict().items()}
                    if cfg.store_weights else None)
         extra = {"transfer_set_size": int(len(tr_x)), "stacked_with": len(group),

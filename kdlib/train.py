@@ -92,16 +92,26 @@ def clip_grad_norm_(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Ten
 
 
 class ClippedStep(Step):
-    """``kdlib.step.Step`` whose gradients are clipped per member (``TrainSpec.max_grad_norm``)."""
+    """``kdlib.step.Step`` whose gradients are clipped per member (``TrainSpec.max_grad_norm``);
+    it counts, per member, the updates whose gradient was clipped (``take_clipped_share``)."""
 
     def __init__(self, *args, max_grad_norm: float, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_grad_norm = max_grad_norm
+        self.clipped, self.updates = 0, 0
 
     def backward(self, grad_logits, saved):
         grads = super().backward(grad_logits, saved)
-        clip_grad_norm_(grads, self.max_grad_norm)
+        norms = clip_grad_norm_(grads, self.max_grad_norm)
+        self.clipped = self.clipped + (norms > self.max_grad_norm).float()  # on the device, no sync
+        self.updates += 1
         return grads
+
+    def take_clipped_share(self) -> list[float]:
+        """Share of each member's updates clipped since the last call (then counts afresh)."""
+        share = (self.clipped / max(self.updates, 1)).tolist() if self.updates else []
+        self.clipped, self.updates = 0, 0
+        return share
 
 
 def set_epoch_schedule(step_fn: Step, spec: TrainSpec, epoch: int) -> None:
@@ -247,6 +257,8 @@ def _train_epoch(run: _Run, spec: TrainSpec, epoch: int) -> list[float]:
         labels = run.labels[idx] if run.needs_labels else None
         loss = run.step(_batch(run, spec, idx), teacher, labels, *run.losses, run.noise_gens)
         running += loss * b
+    if isinstance(run.step, ClippedStep):  # how often clipping acted (issue 12), per epoch
+        run.history.setdefault("clipped_share", []).append(run.step.take_clipped_share())
     return (running / n).tolist()
 
 

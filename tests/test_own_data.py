@@ -119,6 +119,10 @@ def test_readme_cli_path(own_dir, tmp_path):
         assert doc["metrics"]["transfer_set_size" if experiment == "distilled" else "test_size"]
         # the student is clipped, the teacher (which learns from labels) is not
         assert doc["config"]["spec"].get("max_grad_norm") == (5.0 if experiment == "distilled" else None)
+        share = doc["metrics"].get("clipped_share_curve")  # per epoch, clipped runs only
+        assert (share is None) == (experiment == "teacher")
+        assert share is None or (len(share) == len(doc["metrics"]["test_errors_curve"])
+                                 and all(0 <= s <= 1 for s in share))
     assert "test errors" in res.stdout
 
 
@@ -265,3 +269,22 @@ def test_collapse_stops_the_run_and_keeps_the_last_good_checkpoint(own, tmp_path
     # switched off, the same run goes on
     calls.clear()
     train(x, y, spec, progress=False, check_collapse=False)
+
+
+def test_clipped_runs_record_the_share_of_clipped_updates_per_member_and_epoch(own, own_teacher):
+    """The share of clipped updates is in the history: one value per member and epoch, 1 with a
+    bound no gradient meets, 0 with a bound no gradient reaches; unclipped runs have none."""
+    _, logits = own_teacher
+    members = [Member(seed=0, temperature=20.0, soft_weight=1.0, hard_weight=1.0),
+               Member(seed=1, temperature=1.0, soft_weight=1.0, hard_weight=0.0)]
+    for bound, expected in ((1e-6, 1.0), (1e9, 0.0)):
+        spec = replace(rc.STUDENT, widths=(32, 32), epochs=2, max_grad_norm=bound)
+        res = train(own.train_images[:600], own.train_labels[:600], spec, members,
+                    teacher_logits=logits[:600], progress=False, check_collapse=False)
+        assert res.history["clipped_share"] == [[expected, expected]] * 2
+    spec = replace(rc.STUDENT, widths=(32, 32), epochs=1)
+    res = train(own.train_images[:600], own.train_labels[:600], spec, members,
+                teacher_logits=logits[:600], progress=False, check_collapse=False)
+    assert "clipped_share" not in res.history
+    share = _distil_from_scaled(own, own_teacher, 10, 32, RECOMMENDED_MAX_GRAD_NORM).history["clipped_share"]
+    assert len(share) == 3 and all(0.0 < s[0] <= 1.0 for s in share)  # x10 logits: clipped often
