@@ -14,7 +14,7 @@ import numpy as np
 from . import verdicts
 from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
 from .experiments import RunResult
-from .protocols import protocol
+from .protocols import protocol, use_protocol
 from .recipes import DEFAULT_SEEDS
 from .results import correct, load_available, markdown_table, seed_of
 from .stats import format_mean_sd, mcnemar_exact, paired_difference_ci
@@ -168,6 +168,45 @@ def validation_hard_weight_sweep(results_dir=None, profile: str = "full") -> lis
 
 
 # ----------------------------------------------------------------------------- the claims table
+def protocol_comparison(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
+                        numbers=(1, 2), **labels) -> tuple[list, list, dict]:
+    """Every claim under each protocol (``kdlib.protocols``) side by side: (header, rows,
+    {"closer": [...], "farther": [...]}), the count rows (by number) whose seed mean the last
+    protocol brings closer to the paper's value than the first, or farther from it."""
+    tables = {}
+    for n in numbers:
+        with use_protocol(n):
+            tables[n] = claims_table(results_dir, profile, seeds, **labels)
+    first, last = tables[numbers[0]], tables[numbers[-1]]
+    header = ["#", "Claim (Section 3)", "Paper"] + [f"protocol {n}" for n in numbers]
+    rows = [[r["number"], r["claim"], r["paper"]]
+            + [f"{tables[n][i]['ours']}; {tables[n][i]['replicated']}" for n in numbers]
+            for i, r in enumerate(last)]
+    moved = {"closer": [], "farther": []}
+    for a, b in zip(first, last):
+        if "mean" in a and "mean" in b and a["mean"] != b["mean"]:
+            gain = abs(a["mean"] - a["paper_value"]) > abs(b["mean"] - b["paper_value"])
+            moved["closer" if gain else "farther"].append(b["number"])
+    return header, rows, moved
+
+
+def moved_sentence(moved: dict) -> str:
+    """``protocol_comparison``'s closer/farther rows as a sentence for the book."""
+    n = len(moved["closer"]) + len(moved["farther"])
+    if not n:
+        return "No count claim has been measured under both protocols yet."
+
+    def rows(numbers):
+        if not numbers:
+            return "none"
+        listed = [str(k) for k in numbers]
+        text = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
+        return f"{len(numbers)} (row{'s' * (len(numbers) > 1)} {text})"
+    return (f"Of the {n} count claims measured under both protocols, the paper's teacher brings "
+            f"{rows(moved['closer'])} closer to the paper's number and moves "
+            f"{rows(moved['farther'])} farther from it.")
+
+
 def _verdict(ok) -> str:
     return "not testable" if ok is None else ("yes" if ok else "no")
 
@@ -179,7 +218,7 @@ def _count_row(claim, paper, ours, scale=1.0, decimals=1):
                 "rule": "count"}
     verdict = verdicts.count_verdict(ours, paper)["verdict"]
     return {"claim": claim, "paper": f"{paper:g}", "ours": format_mean_sd(ours, decimals),
-            "replicated": verdict, "rule": "count"}
+            "replicated": verdict, "rule": "count", "mean": float(np.mean(ours)), "paper_value": paper}
 
 
 def claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
@@ -217,7 +256,7 @@ def claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
     rows += hard_weight_claim(runs("hard_weight"), validation_hard_weight_sweep(results_dir, profile),
                               test_labels)
     rows += _omitted_rows(runs("omit3"), runs("only78"), test_labels, train_labels)
-    return rows
+    return [{**r, "number": i + 1} for i, r in enumerate(rows)]  # kept when rows are filtered
 
 
 def _correct_by_seed(runs: list[RunResult], labels) -> dict[int, np.ndarray]:
@@ -314,8 +353,10 @@ def hard_weight_claim(sweep: list[RunResult], validation: list[RunResult] = (),
         by_w.setdefault(float(r.config["member"]["hard_weight"]), {})[seed_of(r)] = \
             correct(r, test_labels)
     test = verdicts.better_verdict(*_paired(by_w[weight], by_w[1.0]))
+    seeds = len(_paired(by_w[weight], by_w[1.0])[0])
     ours = (f"best lower weight {weight:g}: {format_mean_sd(grid[weight], count=False)} errors vs "
-            f"{format_mean_sd(grid[1.0], count=False)} at 1, p = {test['p_value']:.2g}")
+            f"{format_mean_sd(grid[1.0], count=False)} at 1 ({seeds} seed{'s' * (seeds != 1)}), "
+            f"p = {test['p_value']:.2g}")
     if len(hard_weight_grid(validation)) >= 2:
         ours += f"; best on the validation split {best_hard_weight(validation)[0]:g}"
     return [{"claim": claim, "paper": "lower", "ours": ours, "replicated": test["verdict"],
@@ -348,10 +389,11 @@ def _omitted_rows(omit3, only78, test_labels, train_labels) -> list[dict]:
 
 
 def claims_markdown(rows: list[dict], claims_of: str = "Section 3") -> str:
-    """The claims table, then the verdict rule of each kind of row (``kdlib.verdicts``)."""
+    """The claims table, then the verdict rule of each kind of row (``kdlib.verdicts``); a row
+    keeps its own ``number`` (``claims_table``'s) when a filtered table shows it."""
     table = markdown_table(["#", f"Claim ({claims_of})", "Paper", "Ours (mean ± sd over seeds)",
                             "Replicated", "Rule"],
-                           [[i + 1, r["claim"], r["paper"], r["ours"], r["replicated"],
+                           [[r.get("number", i + 1), r["claim"], r["paper"], r["ours"], r["replicated"],
                              r.get("rule", "")] for i, r in enumerate(rows)])
     used = [k for k in verdicts.RULES if any(r.get("rule") == k for r in rows)]
     return table + "\n\n" + "\n".join(f"- **{k}**: {verdicts.RULES[k]}" for k in used)

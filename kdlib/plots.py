@@ -265,3 +265,21 @@ def errors_vs_shift(shifts, curves: dict[str, np.ndarray], marks: dict[str, floa
     axes[0].legend(fontsize=8)
     axes[-1].set_xlabel("bias shift (added to the logits of the shifted classes)")
     return fig
+
+
+def clipped_share(curves: dict[str, dict[str, np.ndarray]], bound: float) -> Figure:
+    """Share of the updates whose gradient norm exceeded ``bound`` (and was clipped) in each
+    epoch, one panel per group (e.g. hidden width), one line per setting (seed mean)."""
+    fig = _figure(4.2 * len(curves), 3.4)
+    axes = fig.subplots(1, len(curves), squeeze=False, sharey=True)[0]
+    for ax, (title, lines) in zip(axes, curves.items()):
+        for i, (label, share) in enumerate(lines.items()):
+            share = np.asarray(share, dtype=float)
+            ax.plot(np.arange(1, len(share) + 1), share, label=label,
+                    color=CYCLE[i % len(CYCLE)], linestyle="-" if i < len(CYCLE) else "--")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].set_ylabel(f"share of updates clipped (norm > {bound:g})")
+    axes[-1].legend(fontsize="small", ncol=2)
+    return fig

@@ -123,31 +123,43 @@ def _listing(items) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def status_sentence(runs: dict[str, dict]) -> str:
+def status_sentence(runs: dict[str, dict], paper: float | None = None) -> str:
     """How far long runs have got (``run_progress``), as one sentence for the README: the
     test-split seeds, then the validation-split runs, each with the epoch it reached and its
-    errors after that epoch (never its best epoch)."""
+    errors after that epoch (never its best epoch); finished and unfinished runs apart. With
+    ``paper`` (the paper's count) and every test-split run finished, the count rule of the
+    results chapter (``verdicts.count_verdict``) follows, when it has a band (>= 3 seeds)."""
     if not runs:
         return "No run has started yet."
     parts = []
     for validation, errors_of in ((False, "test errors"), (True, "validation errors")):
         group = sorted((p for p in runs.values() if p["validation"] == validation),
                        key=lambda p: p["seed"])
-        if not group:
-            continue
-        total = group[0]["epochs"]
-        who = ("the validation-split " + ("run" if len(group) == 1 else "runs") if validation
-               else ("seed " if len(group) == 1 else "seeds ") + _listing(p["seed"] for p in group))
-        if validation:
-            who += f" (seed{'s' if len(group) > 1 else ''} {_listing(p['seed'] for p in group)})"
-        last = [p["test_errors"][-1] if p["test_errors"] else "-" for p in group]
-        if all(p["finished"] for p in group):
-            mean = (f"; mean {np.mean(last):.1f} ± {np.std(last, ddof=1):.1f}" if len(last) > 1
-                    else "")
-            parts.append(f"{who}: finished, {total} epochs, {_listing(last)} {errors_of}{mean}")
-        else:
-            parts.append(f"{who} at epoch{'s' if len(group) > 1 else ''} "
-                         f"{_listing(p['epoch'] for p in group)} of {total} "
-                         f"({_listing(last)} {errors_of} after the last epoch)")
+        for finished in (True, False):
+            part = [p for p in group if p["finished"] == finished]
+            if part:
+                parts.append(_status_part(part, validation, finished, errors_of))
     text = "; ".join(parts)
-    return text[0].upper() + text[1:] + "."
+    text = text[0].upper() + text[1:] + "."
+    tests = [p for p in runs.values() if not p["validation"]]
+    if paper is not None and tests and all(p["finished"] for p in tests):
+        from .verdicts import count_verdict
+        verdict = count_verdict([p["test_errors"][-1] for p in tests], paper)
+        if verdict["low"] is not None:
+            text += (f" The paper's {paper:g} against our mean ± 2 sd ({verdict['low']:g} to "
+                     f"{verdict['high']:g}), the count rule of the results chapter: "
+                     f"{verdict['verdict']}.")
+    return text
+
+
+def _status_part(group: list[dict], validation: bool, finished: bool, errors_of: str) -> str:
+    seeds = _listing(p["seed"] for p in group)
+    plural = "s" if len(group) > 1 else ""
+    who = (f"the validation-split run{plural} (seed{plural} {seeds})" if validation
+           else f"seed{plural} {seeds}")
+    last = [p["test_errors"][-1] if p["test_errors"] else "-" for p in group]
+    if finished:
+        mean = f"; mean {np.mean(last):.1f} ± {np.std(last, ddof=1):.1f}" if len(last) > 1 else ""
+        return f"{who}: finished, {group[0]['epochs']} epochs, {_listing(last)} {errors_of}{mean}"
+    return (f"{who} at epoch{plural} {_listing(p['epoch'] for p in group)} of "
+            f"{group[0]['epochs']} ({_listing(last)} {errors_of} after the last epoch)")

@@ -248,3 +248,53 @@ def p_text(p: float, with_p: bool = False) -> str:
     if p < 1e-300:
         return "p < 1e-300" if with_p else "< 1e-300"
     return f"p = {p:.2g}" if with_p else f"{p:.2g}"
+
+
+def clipped_share_curves(runs: list[RunResult]) -> dict[str, dict[str, np.ndarray]]:
+    """{"2x<width>": {"T = <t>": seed mean of the share of clipped updates per epoch}} of the
+    runs that recorded it (``clipped_share_curve``; clipped runs since 1705e41), e.g. a
+    temperature sweep; runs without the record are left out."""
+    grouped: dict[str, dict[str, list]] = {}
+    for r in sorted(runs, key=lambda r: (-r.config["spec"]["widths"][0],
+                                         r.config["member"]["temperature"])):
+        share = r.metrics.get("clipped_share_curve")
+        if share:
+            width, t = r.config["spec"]["widths"][0], r.config["member"]["temperature"]
+            grouped.setdefault(f"2x{width}", {}).setdefault(f"T = {t:g}", []).append(share)
+    return {w: {t: np.mean(curves, axis=0) for t, curves in by_t.items()}
+            for w, by_t in grouped.items()}
+
+
+def recipe_table() -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of chapter 2's recipe table: the reported protocol's teacher, the
+    hard-label student and the distilled student (``kdlib.protocols``), read from the specs."""
+    from .recipes import DISTILL_TEMPERATURE, PAPER_TEACHER, SOFT_WEIGHT, STUDENT, TEACHER, distill_spec
+    p = protocols.protocol()
+    teacher = {"teacher": TEACHER, "paper_teacher": PAPER_TEACHER}[p.teacher]
+    distilled = distill_spec()
+    specs = {"Teacher": (teacher, "hard labels"), "Student": (STUDENT, "hard labels"),
+             "Distilled student": (distilled, f"T = {DISTILL_TEMPERATURE:g}, soft weight "
+                                              f"{SOFT_WEIGHT:g}, hard weight {p.hard_weight:g}")}
+
+    def momentum(s):
+        rising = (f", rising to {s.momentum_final:g} over {s.momentum_epochs} epochs"
+                  if s.momentum_final is not None else "")
+        return f"SGD, momentum {s.momentum:g}{rising}, batch {s.batch_size}"
+
+    def learning_rate(s):
+        decay = (f", times {s.lr_decay:g} after each epoch (Hinton et al. 2012)"
+                 if s.schedule == "hinton2012" else ", cosine decay to 0")
+        warmup = f" after a {s.warmup_epochs}-epoch warm-up" if s.warmup_epochs else ""
+        clip = f"; gradient norm clipped at {s.max_grad_norm:g}" if s.max_grad_norm else ""
+        return f"{s.lr:g}{decay}{warmup}{clip}"
+    rows = [["Hidden layers"] + [" x ".join(map(str, s.widths)) + " ReLU" for s, _ in specs.values()],
+            ["Targets"] + [t for _, t in specs.values()],
+            ["Epochs"] + [str(s.epochs) for s, _ in specs.values()],
+            ["Optimiser"] + [momentum(s) for s, _ in specs.values()],
+            ["Learning rate"] + [learning_rate(s) for s, _ in specs.values()],
+            ["Dropout"] + [dropout_text(s) for s, _ in specs.values()],
+            ["Max-norm of each unit's weights"] + [f"{s.max_norm:.3g}" if s.max_norm else "none"
+                                                   for s, _ in specs.values()],
+            ["Input jitter"] + [f"up to {s.jitter} pixels" if s.jitter else "none"
+                                for s, _ in specs.values()]]
+    return [""] + list(specs), rows

@@ -223,3 +223,70 @@ def test_the_teacher_row_is_the_reported_protocols_teacher(monkeypatch):
                                        train_labels=np.zeros(10))
         assert asked[:3] == [teacher, "student", "distilled"]
         assert rows[0]["claim"].startswith("Teacher 2x1200") and rows[0]["ours"] == "missing"
+
+
+def test_protocol_comparison_sets_each_protocols_numbers_side_by_side(monkeypatch):
+    """Rows keep claims_table's numbers; a count row is "closer" when the later protocol's
+    seed mean lies nearer the paper's value (row 1), "farther" when it lies farther (row 3)."""
+    from kdlib import protocols
+
+    def table(*args, **kwargs):
+        later = protocols.PROTOCOL == 2
+        rows = [claims._count_row("teacher", 67, [76, 74] if later else [108, 110]),
+                claims._count_row("student", 146, [140, 139]),
+                claims._count_row("distilled", 74, [128, 130] if later else [108, 107]),
+                claims.hard_weight_claim([])[0]]
+        return [{**r, "number": i + 1} for i, r in enumerate(rows)]
+    monkeypatch.setattr(claims, "claims_table", table)
+    header, rows, moved = claims.protocol_comparison("unused")
+    assert header == ["#", "Claim (Section 3)", "Paper", "protocol 1", "protocol 2"]
+    assert [r[0] for r in rows] == [1, 2, 3, 4]
+    assert rows[0][3].startswith("109.0 ± 1.4") and rows[0][4].startswith("75.0 ± 1.4")
+    assert rows[3][3] == "missing; not run"
+    assert moved == {"closer": [1], "farther": [3]}
+    # a filtered table keeps each row's own number
+    shown = claims.claims_markdown([r for r in table() if r["number"] != 2])
+    assert "| 3 | distilled |" in shown and "| 2 |" not in shown
+
+
+def test_clipped_share_figure_has_a_panel_per_group_and_a_line_per_setting():
+    from kdlib import plots
+    fig = plots.clipped_share({"2x800": {f"T = {t}": [1.0, 0.5, 0.0] for t in range(9)},
+                               "2x30": {"T = 1": [0.0, 0.0, 0.0]}}, 5.0)
+    assert [len(ax.lines) for ax in fig.axes] == [9, 1]
+    assert len({(line.get_color(), line.get_linestyle()) for line in fig.axes[0].lines}) == 9
+
+
+def test_moved_sentence_lists_rows_or_says_none():
+    assert claims.moved_sentence({"closer": [1], "farther": [3, 8, 9]}) == (
+        "Of the 4 count claims measured under both protocols, the paper's teacher brings 1 (row 1) "
+        "closer to the paper's number and moves 3 (rows 3, 8 and 9) farther from it.")
+    assert "brings none closer" in claims.moved_sentence({"closer": [], "farther": [2]})
+    assert claims.moved_sentence({"closer": [], "farther": []}).startswith("No count claim")
+
+
+def test_clipped_share_curves_group_by_width_and_temperature_and_average_seeds():
+    from kdlib.results import clipped_share_curves
+
+    def run(width, t, seed, share):
+        metrics = {"test_errors": 1} | ({"clipped_share_curve": share} if share else {})
+        return RunResult({"name": f"w{width}-T{t}-s{seed}", "spec": {"widths": [width, width]},
+                          "member": {"temperature": t, "seed": seed}}, metrics, {}, Path("x"))
+    got = clipped_share_curves([run(30, 20.0, 0, [0.5, 0.0]), run(800, 20.0, 0, [1.0, 0.2]),
+                                run(800, 20.0, 1, [0.8, 0.0]), run(800, 1.0, 0, [0.0, 0.0]),
+                                run(800, 4.0, 0, None)])  # no record: left out
+    assert list(got) == ["2x800", "2x30"] and list(got["2x800"]) == ["T = 1", "T = 20"]
+    assert np.allclose(got["2x800"]["T = 20"], [0.9, 0.1]) and np.allclose(got["2x30"]["T = 20"], [0.5, 0.0])
+
+
+def test_recipe_table_follows_the_reported_protocol():
+    from kdlib.results import recipe_table
+    for number, teacher_epochs, hard_weight, clip in ((1, "60", "hard weight 1", False),
+                                                      (2, "1000", "hard weight 3", True)):
+        with use_protocol(number):
+            header, rows = recipe_table()
+        table = {r[0]: r[1:] for r in rows}
+        assert header == ["", "Teacher", "Student", "Distilled student"]
+        assert table["Epochs"][0] == teacher_epochs and table["Targets"][2].endswith(hard_weight)
+        assert ("clipped at 5" in table["Learning rate"][2]) == clip
+        assert table["Dropout"] == ["20% input, 50% hidden", "none", "none"]

@@ -90,3 +90,15 @@ def test_status_sentence_reports_the_last_epoch_of_each_run():
     assert progress.status_sentence(done) == (
         "Seeds 0, 1 and 2: finished, 4 epochs, 71, 69 and 73 test errors; mean 71.0 ± 2.0.")
     assert progress.status_sentence({}) == "No run has started yet."
+    mixed = {**done, "a": run(0, 3, [70, 72], epochs=4)}
+    assert progress.status_sentence(mixed) == (
+        "Seeds 1 and 2: finished, 4 epochs, 69 and 73 test errors, mean 71.0 ± 2.8; seed 0 at "
+        "epoch 3 of 4 (72 test errors after the last epoch).".replace(" errors, mean", " errors; mean"))
+    # the count rule only once every test-split run finished (the band needs three seeds)
+    assert progress.status_sentence(mixed, paper=67) == progress.status_sentence(mixed)
+    assert progress.status_sentence(done, paper=67).endswith(
+        "The paper's 67 against our mean ± 2 sd (67 to 75), the count rule of the results "
+        "chapter: yes.")
+    assert progress.status_sentence(done, paper=60).endswith("chapter: no (ours higher).")
+    two = {"a": done["a"], "b": done["b"]}
+    assert progress.status_sentence(two, paper=67) == progress.status_sentence(two)
