@@ -86,10 +86,12 @@ def gradient_scale(temperatures, curves: dict[str, np.ndarray], hard_reference=N
 
 
 def error_curves(curves: dict[str, list[np.ndarray]], paper: dict[str, float] | None = None,
-                 projections: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Figure:
+                 projections: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                 log_x: bool = False) -> Figure:
     """Test errors after each epoch: seed mean (line) and seed range (band), log scale.
 
-    ``projections`` maps a label to (epochs, errors) of a fitted continuation, drawn dashed.
+    ``projections`` maps a label to (epochs, errors) of a fitted continuation, drawn dashed;
+    ``log_x``: a logarithmic epoch axis (curves of very different lengths in one figure).
     """
     fig = _figure(7.0, 4.2)
     ax = fig.subplots()
@@ -108,6 +110,8 @@ def error_curves(curves: dict[str, list[np.ndarray]], paper: dict[str, float] | 
             ax.plot(*projections[label], color=color, ls="--", lw=1.5,
                     label=f"{label}: power-law projection")
     _log_y(ax)
+    if log_x:
+        ax.set_xscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test errors (of 10,000)")
     if paper:

@@ -298,3 +298,27 @@ def recipe_table() -> tuple[list[str], list[list[str]]]:
             ["Input jitter"] + [f"up to {s.jitter} pixels" if s.jitter else "none"
                                 for s, _ in specs.values()]]
     return [""] + list(specs), rows
+
+
+def clipping_by_setting(runs: list[RunResult]) -> list[dict]:
+    """Per hidden width and temperature (seed means): the share of all updates whose gradient
+    was clipped, and the test errors; with each width's Spearman rank correlation of the two
+    over temperatures ("rho", "p"; None below 3 temperatures). An association across
+    temperatures, not a cause: temperature changes more than the gradient's size."""
+    from scipy.stats import spearmanr
+    by: dict[tuple, list] = {}
+    for r in runs:
+        share = r.metrics.get("clipped_share_curve")
+        if share:
+            key = (r.config["spec"]["widths"][0], r.config["member"]["temperature"])
+            by.setdefault(key, []).append((float(np.mean(share)), r.test_errors))
+    rows = [{"width": w, "temperature": t, "share": float(np.mean([s for s, _ in v])),
+             "errors": float(np.mean([e for _, e in v])), "seeds": len(v)}
+            for (w, t), v in sorted(by.items(), key=lambda kv: (-kv[0][0], kv[0][1]))]
+    for w in {r["width"] for r in rows}:
+        mine = [r for r in rows if r["width"] == w]
+        rho, p = (spearmanr([r["share"] for r in mine], [r["errors"] for r in mine])
+                  if len(mine) >= 3 and len({r["share"] for r in mine}) > 1 else (None, None))
+        for r in mine:
+            r["rho"], r["p"] = (None, None) if rho is None else (float(rho), float(p))
+    return rows

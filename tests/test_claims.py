@@ -14,7 +14,7 @@ from kdlib.claims import best_temperature, gap_recovered
 from kdlib.evaluate import contrasting_examples
 from kdlib.experiments import RunResult, artifact_path, load_artifact
 from kdlib.protocols import PROTOCOLS, use_protocol
-from kdlib.recipes import EXPERIMENTS, HARD_WEIGHT, HARD_WEIGHTS, configs_for
+from kdlib.recipes import EXPERIMENTS, configs_for
 from kdlib.results import default_results_dir, markdown_table
 
 
@@ -106,9 +106,13 @@ def test_every_committed_artifact_matches_a_current_config():
 
 
 def test_distillation_hard_weight_is_the_validation_choice():
-    validation = claims.validation_hard_weight_sweep(RESULTS, "full")
-    assert len(validation) == len(HARD_WEIGHTS)
-    assert claims.best_hard_weight(validation)[0] == HARD_WEIGHT
+    """Each protocol's hard weight is the best of its committed validation sweep (protocol 1:
+    seed 0 over its grid; protocol 2: seeds 0-2 over the wider grid)."""
+    for number, seeds in ((1, 1), (2, 3)):
+        with use_protocol(number) as p:
+            validation = claims.validation_hard_weight_sweep(RESULTS, "full")
+        assert len(validation) == len(p.hard_weights) * seeds
+        assert claims.best_hard_weight(validation)[0] == p.hard_weight
 
 
 class _LogitRun(RunResult):
@@ -167,7 +171,8 @@ def test_runs_of_an_earlier_protocol_stay_listed_as_superseded(monkeypatch):
 
     from kdlib import protocols
     from kdlib.results import provenance_rows
-    now = provenance_rows(RESULTS, "full")
+    with protocols.use_protocol(1):  # while protocol 1 was reported
+        now = provenance_rows(RESULTS, "full")
     assert now and {r["status"] for r in now} <= {"", "ahead (protocol 2)"}
     # protocol 2's runs so far: its validation sweeps, and test-set runs that need no choice
     # it has not made (the choices are made on the validation split before the runs that use them)
@@ -290,3 +295,18 @@ def test_recipe_table_follows_the_reported_protocol():
         assert table["Epochs"][0] == teacher_epochs and table["Targets"][2].endswith(hard_weight)
         assert ("clipped at 5" in table["Learning rate"][2]) == clip
         assert table["Dropout"] == ["20% input, 50% hidden", "none", "none"]
+
+
+def test_clipping_by_setting_averages_seeds_and_ranks_share_against_errors():
+    from kdlib.results import clipping_by_setting
+
+    def run(t, seed, share, errors):
+        return RunResult({"name": f"w800-T{t}-s{seed}", "spec": {"widths": [800, 800]},
+                          "member": {"temperature": t, "seed": seed}},
+                         {"test_errors": errors, "clipped_share_curve": share}, {}, Path("x"))
+    rows = clipping_by_setting([run(1.0, 0, [0.0, 0.0], 130), run(4.0, 0, [0.4, 0.0], 110),
+                                run(4.0, 1, [0.2, 0.0], 114), run(20.0, 0, [1.0, 0.5], 140),
+                                run(10.0, 0, [0.9, 0.1], 135)])
+    assert [r["temperature"] for r in rows] == [1.0, 4.0, 10.0, 20.0]
+    assert rows[1]["share"] == pytest.approx(0.15) and rows[1]["errors"] == 112 and rows[1]["seeds"] == 2
+    assert rows[0]["rho"] == pytest.approx(0.8) and 0 < rows[0]["p"] < 1  # ranks 1,2,3,4 vs 2,1,3,4

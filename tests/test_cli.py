@@ -14,7 +14,9 @@ def _kdlib(*args):
 
 
 def test_smoke_teacher_then_distilled_student(tmp_path):
-    res = _kdlib("teacher", "distilled", "--profile", "smoke", "--seed", "0",
+    """Protocol 1: the student distils from the (60-epoch recipe's) teacher trained just before;
+    protocol 2's path from the paper teacher is test_crash_safety's."""
+    res = _kdlib("teacher", "distilled", "--profile", "smoke", "--seed", "0", "--protocol", "1",
                  "--results-dir", str(tmp_path), "--no-progress")
     assert res.returncode == 0, res.stderr
     teacher = json.loads((tmp_path / "smoke/teacher/teacher-s0.json").read_text())
@@ -29,7 +31,8 @@ def test_smoke_teacher_then_distilled_student(tmp_path):
     assert (tmp_path / "smoke/teacher/teacher-s0.pt").exists()
     assert (tmp_path / "smoke/distilled/distilled-T20-s0.npz").exists()
     # a second call loads instead of retraining
-    again = _kdlib("distilled", "--profile", "smoke", "--seed", "0", "--results-dir", str(tmp_path))
+    again = _kdlib("distilled", "--profile", "smoke", "--seed", "0", "--protocol", "1",
+                   "--results-dir", str(tmp_path))
     assert again.returncode == 0 and "loaded" in again.stdout
 
 

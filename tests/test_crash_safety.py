@@ -121,9 +121,10 @@ torch.save({"model": res.model.state_dict(), "history": res.history,
             "resumed_from_epoch": res.resumed_from_epoch}, out)
 """
 
-# A smoke-profile temperature sweep (teacher seed 0, widths 300 and 30, three temperatures)
-# through kdlib.experiments, shrunk to 600 images and 2 epochs. With pause_after > 0 it stops
-# after that many artifacts were saved, writes the marker and sleeps until it is killed.
+# A smoke-profile temperature sweep of protocol 1 (teacher seed 0, widths 300 and 30, three
+# temperatures) through kdlib.experiments, shrunk to 600 images and 2 epochs. With
+# pause_after > 0 it stops after that many artifacts were saved, writes the marker and sleeps
+# until it is killed.
 SWEEP_CHILD = r"""
 import json, sys, time
 from dataclasses import replace
@@ -131,6 +132,7 @@ from pathlib import Path
 import torch
 import kdlib.experiments as ex
 import kdlib.recipes as rc
+from kdlib.protocols import use_protocol
 data_path, results, out, marker, pause_after = sys.argv[1:6]
 rc.TEACHER = replace(rc.TEACHER, widths=(32,))
 rc.PROFILES["smoke"] = replace(rc.PROFILES["smoke"], train_size=600, epochs=2)
@@ -146,8 +148,10 @@ if int(pause_after):
             time.sleep(600)
         return res
     ex._save_artifact = pausing_save
-runs = ex.run_configs(rc.configs_for("temperature", "smoke", [0]), results_dir=results,
-                      data=data, progress=False, log=lambda message: None)
+with use_protocol(1):
+    configs = rc.configs_for("temperature", "smoke", [0])
+runs = ex.run_configs(configs, results_dir=results, data=data, progress=False,
+                      log=lambda message: None)
 Path(out).write_text(json.dumps([{"name": r.config["name"], "loaded": r.loaded,
                                   "path": str(r.path)} for r in runs]))
 """
@@ -259,8 +263,10 @@ def assert_same_artifacts(a: Path, b: Path, expect: int) -> None:
 
 @pytest.fixture
 def tiny_smoke(monkeypatch):
-    """The smoke profile shrunk further: a 1-layer teacher, N_TRAIN images, 2 epochs."""
+    """The smoke profile shrunk further: 1-layer teachers (both protocols'), N_TRAIN images,
+    2 epochs."""
     monkeypatch.setattr(rc, "TEACHER", replace(rc.TEACHER, widths=(32,)))
+    monkeypatch.setattr(rc, "PAPER_TEACHER", replace(rc.PAPER_TEACHER, widths=(32,)))
     monkeypatch.setitem(rc.PROFILES, "smoke", replace(rc.PROFILES["smoke"], train_size=N_TRAIN,
                                                       epochs=2))
 
@@ -305,7 +311,8 @@ def test_protocol_2_trains_its_paper_teacher_then_the_student_beside_protocol_1(
     monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], hard_weight=0.3,
                                                         student_epochs=40))
     quiet = dict(results_dir=tmp_path, data=data, progress=False, log=lambda message: None)
-    first = ex.run_configs(rc.configs_for("distilled", "smoke", [0]), **quiet)[0]
+    with protocols.use_protocol(1):
+        first = ex.run_configs(rc.configs_for("distilled", "smoke", [0]), **quiet)[0]
     with protocols.use_protocol(2):
         cfg = rc.configs_for("distilled", "smoke", [0])[0]
         second = ex.run_configs([cfg], **quiet)[0]
@@ -314,4 +321,6 @@ def test_protocol_2_trains_its_paper_teacher_then_the_student_beside_protocol_1(
     assert (tmp_path / "smoke" / "paper_teacher" / "paper-teacher-s0.json").exists()
     assert second.config["protocol"] == 2 and second.config["spec"]["max_grad_norm"] == 5.0
     assert second.config["member"]["hard_weight"] == 0.3 and "protocol" not in first.config
-    assert ex.load_artifact(rc.configs_for("distilled", "smoke", [0])[0], tmp_path).path == first.path
+    with protocols.use_protocol(1):
+        again = ex.load_artifact(rc.configs_for("distilled", "smoke", [0])[0], tmp_path)
+    assert again.path == first.path

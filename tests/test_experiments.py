@@ -18,7 +18,8 @@ def test_teacher_budget_distils_from_its_own_longer_teacher():
     assert teacher_config_of(student) == teacher
     recipe_teacher = configs_for("teacher", "full", [0])[0]
     assert teacher.hash != recipe_teacher.hash
-    assert teacher_config_of(configs_for("distilled", "full", [0])[0]) == recipe_teacher
+    with use_protocol(1):  # the recipe's student learns from the 60-epoch recipe teacher
+        assert teacher_config_of(configs_for("distilled", "full", [0])[0]) == recipe_teacher
 
 
 def test_a_new_field_at_its_default_leaves_the_config_and_its_hash_alone():
@@ -28,17 +29,25 @@ def test_a_new_field_at_its_default_leaves_the_config_and_its_hash_alone():
 
 
 def test_sweeps_cover_every_seed_and_keep_their_hard_weight():
-    sweep = configs_for("temperature", "full", [0, 1, 2])
-    assert len(sweep) == 3 * len(TEMPERATURES) * 3
-    assert {c.member.hard_weight for c in sweep} == {SWEEP_HARD_WEIGHT}
-    assert {c.member.hard_weight for c in configs_for("distilled", "full", [0])} == {HARD_WEIGHT}
-    assert {c.member.seed for c in configs_for("hard_weight", "full", [0, 1, 2])} == {0, 1, 2}
-    assert {c.member.seed for c in configs_for("hard_weight", "full", [0, 1, 2], True)} == {0}
+    """Under each protocol the temperature sweep keeps its a-priori hard weight, the distilled
+    recipe has the protocol's, and the validation sweep that chose it ran seed 0 (protocol 1)
+    or every seed (protocol 2)."""
+    for number, chosen_on in ((1, {0}), (2, {0, 1, 2})):
+        with use_protocol(number) as p:
+            sweep = configs_for("temperature", "full", [0, 1, 2])
+            assert len(sweep) == 3 * len(TEMPERATURES) * 3
+            assert {c.member.hard_weight for c in sweep} == {SWEEP_HARD_WEIGHT}
+            distilled = configs_for("distilled", "full", [0])
+            assert {c.member.hard_weight for c in distilled} == {p.hard_weight}
+            seeds = {c.member.seed for c in configs_for("hard_weight", "full", [0, 1, 2])}
+            assert seeds == {0, 1, 2}
+            chosen = configs_for("hard_weight", "full", [0, 1, 2], True)
+            assert {c.member.seed for c in chosen} == chosen_on
 
 
 #: sha256 (16 hex digits) of the sorted "name:config hash" of every run of an experiment, seeds
-#: 0, 1, 2, computed before profiles became a table of budgets (issue 13). A recipe or
-#: profile change that alters any run's config (and so orphans its artifact) fails here.
+#: 0, 1, 2, under protocol 1, computed before profiles became a table of budgets (issue 13). A
+#: recipe or profile change that alters any run's config (and so orphans its artifact) fails here.
 PINNED_CONFIG_HASHES = {
     "smoke/teacher/test": "8cb6925b6b629af9",
     "smoke/teacher/validation": "aed8ae241755fea4",
@@ -91,10 +100,47 @@ PINNED_CONFIG_HASHES = {
     "full/baseline/validation": "5583389e7414641a",
     "full/student_epochs/validation": "e3b0c44298fc1c14",  # none: protocol 1 fixed its epochs
 }
+#: The same under protocol 2 (pinned when the book switched to it): every run that learns from
+#: a teacher differs; the teachers, hard-label students, baselines and the teacher_budget study
+#: (always protocol 1's) are the same runs as protocol 1's.
+PINNED_CONFIG_HASHES_PROTOCOL_2 = {
+    **PINNED_CONFIG_HASHES,
+    "smoke/distilled/test": "270ed588df2cccbe",
+    "smoke/distilled/validation": "8c2c93c185b3ba34",
+    "smoke/temperature/test": "4d98e681e7800544",
+    "smoke/temperature/validation": "e7771f4baa125dd6",
+    "smoke/hard_weight/test": "472a1bc2c2bf8493",
+    "smoke/hard_weight/validation": "003fb4396ab2e095",
+    "smoke/omit3/test": "24ee1d1972867a86",
+    "smoke/omit3/validation": "dca0e797a674ecc3",
+    "smoke/only78/test": "068423b928dca71b",
+    "smoke/only78/validation": "38a2f3ab2470898f",
+    "smoke/omitted_low_hw/test": "ba15cec45fc21c2a",
+    "smoke/omitted_low_hw/validation": "47816927401831ee",
+    "smoke/soft_only/test": "0ac83cbe28a42b55",
+    "smoke/soft_only/validation": "32c81cd0bccabd7d",
+    "smoke/student_epochs/validation": "51b792997309bd8a",
+    "full/distilled/test": "4d958665057ef1be",
+    "full/distilled/validation": "23f5a3f50b98b659",
+    "full/temperature/test": "2caab3d61b7a95dc",
+    "full/temperature/validation": "a433a887c44a4f89",
+    "full/hard_weight/test": "87290afdebc3f1fd",
+    "full/hard_weight/validation": "a647423f132393c3",
+    "full/omit3/test": "36a8ece97e2fdaca",
+    "full/omit3/validation": "8a00817980aed8f3",
+    "full/only78/test": "3aab4dd41ef0b9a1",
+    "full/only78/validation": "b5287702301768c5",
+    "full/omitted_low_hw/test": "31004c71c6e35c3c",
+    "full/omitted_low_hw/validation": "d5f0b2d4708b9363",
+    "full/soft_only/test": "b779028b9e9f48f4",
+    "full/soft_only/validation": "edd66cbc0a20ec55",
+    "full/student_epochs/validation": "e741ca61b3d05f57",
+}
 
 
-def test_every_experiments_config_hashes_are_pinned_for_both_profiles():
-    """Section 3's experiments (issue 15's studies, kdlib.beyond, are pinned by their own tests)."""
+def _config_hashes() -> dict:
+    """The digests of PINNED_CONFIG_HASHES for Section 3's experiments under the current
+    protocol (issue 15's studies, kdlib.beyond, are pinned by their own tests)."""
     from kdlib.beyond import CONFIGS as STUDIES
     got = {}
     for profile in PROFILES:
@@ -108,7 +154,14 @@ def test_every_experiments_config_hashes_are_pinned_for_both_profiles():
                 runs = sorted(f"{c.name}:{c.hash}"
                               for c in configs_for(name, profile, DEFAULT_SEEDS, validation))
                 got[key] = hashlib.sha256(" ".join(runs).encode()).hexdigest()[:16]
-    assert got == PINNED_CONFIG_HASHES
+    return got
+
+
+def test_every_experiments_config_hashes_are_pinned_for_both_profiles():
+    """Every run of each protocol keeps its pinned config hash, whichever protocol is reported."""
+    for number, pinned in ((1, PINNED_CONFIG_HASHES), (2, PINNED_CONFIG_HASHES_PROTOCOL_2)):
+        with use_protocol(number):
+            assert _config_hashes() == pinned, f"protocol {number}"
 
 
 def test_protocol_2_distils_from_the_paper_teacher_of_each_seed_and_clips():
@@ -133,8 +186,9 @@ def test_protocol_2_distils_from_the_paper_teacher_of_each_seed_and_clips():
             assert {c.spec.epochs for c in made} == {p.student_epochs} == {20}
             assert {c.member.hard_weight for c in made} <= {p.hard_weight, 0.0, LOW_HARD_WEIGHT}
         baseline = configs_for("baseline", "full", [0])  # no teacher: the same runs as protocol 1
-    assert baseline == configs_for("baseline", "full", [0]) and baseline[0].protocol == 1
-    assert configs_for("temperature", "full", [0])[0].hash != sweep[0].hash
+    with use_protocol(1):
+        assert baseline == configs_for("baseline", "full", [0]) and baseline[0].protocol == 1
+        assert configs_for("temperature", "full", [0])[0].hash != sweep[0].hash
 
 
 def test_protocol_2_with_its_choices_builds_every_run(monkeypatch):
@@ -157,8 +211,9 @@ def test_protocol_2_with_its_choices_builds_every_run(monkeypatch):
         assert [t.experiment for t in study_teacher_configs("full", [0])] == ["paper_teacher"]
         # the longer cosine teacher is a study of protocol 1's teacher: its student stays there
         budget_runs = configs_for("teacher_budget", "full", [0])
-    assert [t.experiment for t in study_teacher_configs("full", [0])] == ["teacher"]
-    assert budget_runs == configs_for("teacher_budget", "full", [0])
+    with use_protocol(1):
+        assert [t.experiment for t in study_teacher_configs("full", [0])] == ["teacher"]
+        assert budget_runs == configs_for("teacher_budget", "full", [0])
     assert budget_runs[1].protocol == 1 and budget_runs[1].teacher_epochs == 180
 
 
@@ -175,9 +230,16 @@ def test_protocol_1_keeps_the_recipe_of_the_committed_runs():
 
 
 def test_the_protocol_table_reads_its_values_from_the_protocols():
+    """Each protocol's column reads its values, whichever is reported; the header marks it."""
     from kdlib.protocols import protocol_table
-    header, rows = protocol_table()
-    assert header == ["", "protocol 1 (reported now)", "protocol 2"]
+    tables = {}
+    for reported in (1, 2):
+        with use_protocol(reported):
+            tables[reported] = protocol_table()
+    assert tables[1][0] == ["", "protocol 1 (reported now)", "protocol 2"]
+    assert tables[2][0] == ["", "protocol 1", "protocol 2 (reported now)"]
+    rows = tables[1][1]
+    assert tables[2][1] == rows
     by_name = {r[0]: r[1:] for r in rows}
     assert by_name["Hard-label weight"] == [f"{HARD_WEIGHT:g}", f"{PROTOCOLS[2].hard_weight:g}"]
     epochs = PROTOCOLS[2].student_epochs

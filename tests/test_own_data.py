@@ -20,6 +20,7 @@ import torch
 import kdlib.step as kstep
 from kdlib import recipes as rc
 from kdlib.io import read_torch
+from kdlib.protocols import use_protocol
 from kdlib.checks import RECOMMENDED_MAX_GRAD_NORM, TrainingCollapsed, collapse_report
 from kdlib.evaluate import count_errors
 from kdlib.spec import Member, TrainSpec
@@ -105,16 +106,20 @@ def test_readme_api_path(own_dir):
 
 def test_readme_cli_path(own_dir, tmp_path):
     """``python -m kdlib teacher distilled --data DIR --no-verify-data --profile smoke
-    --max-grad-norm 5`` (README "Your own data")."""
+    --protocol 1 --max-grad-norm 5`` (README "Your own data"): protocol 1's student distils
+    from the teacher trained just before, and both are stored where protocol 1's runs are."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "KDLIB_CACHE": str(tmp_path / "cache")}
     res = subprocess.run([sys.executable, "-m", "kdlib", "teacher", "distilled", "--data",
                           str(own_dir), "--no-verify-data", "--profile", "smoke", "--seed", "0",
-                          "--results-dir", str(tmp_path / "results"), "--no-progress",
-                          "--max-grad-norm", "5"],
+                          "--protocol", "1", "--results-dir", str(tmp_path / "results"),
+                          "--no-progress", "--max-grad-norm", "5"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
+    smoke = tmp_path / "results/smoke"
+    assert sorted(p.name for p in smoke.iterdir()) == ["distilled", "teacher"]  # no paper_teacher
     for experiment, name in (("teacher", "teacher-s0"), ("distilled", "distilled-T20-s0")):
-        doc = json.loads((tmp_path / "results/smoke" / experiment / f"{name}.json").read_text())
+        doc = json.loads((smoke / experiment / f"{name}.json").read_text())
+        assert "protocol" not in doc["config"]  # protocol 1, the default, is left out of configs
         assert doc["metrics"]["test_size"] == 1000 and doc["metrics"]["test_errors"] < 600  # chance: 900
         assert doc["metrics"]["transfer_set_size" if experiment == "distilled" else "test_size"]
         # the student is clipped, the teacher (which learns from labels) is not
@@ -177,7 +182,9 @@ def test_clip_grad_norm_is_per_member_over_the_whole_step():
 
 
 def test_max_grad_norm_default_keeps_config_hashes():
-    cfg = rc.configs_for("distilled", "full", [0])[0]
+    """Protocol 1's distilled students do not clip: max_grad_norm stays out of their configs."""
+    with use_protocol(1):
+        cfg = rc.configs_for("distilled", "full", [0])[0]
     assert "max_grad_norm" not in cfg.to_dict()["spec"]
     clipped = replace(cfg, spec=replace(cfg.spec, max_grad_norm=5.0))
     assert clipped.to_dict()["spec"]["max_grad_norm"] == 5.0 and clipped.hash != cfg.hash
