@@ -35,6 +35,14 @@ COLLAPSE_DOMINANT, COLLAPSE_SAMPLE = 0.5, 2000
 #: (benchmark warm-ups of 4 steps, tests on a few hundred random images). 50, not 100: a
 #: 3-epoch run on 3,000 images at batch 128 (72 updates) that ended at chance went unchecked.
 COLLAPSE_MIN_STEPS = 50
+
+
+def collapse_check_due(epochs_done: int, steps_per_epoch: int, warmup_epochs: int) -> bool:
+    """Whether the collapse check runs after epoch ``epochs_done``: from the
+    ``COLLAPSE_MIN_STEPS``-th update on, and only once the learning-rate warm-up is over (a
+    network still at a fraction of its learning rate may predict one class: the 1% run of
+    chapter 7, 599 images and a 200-epoch warm-up, was stopped at epoch 10, update 50)."""
+    return epochs_done * steps_per_epoch >= COLLAPSE_MIN_STEPS and epochs_done > warmup_epochs
 #: The clipping value the collapse message suggests (README "Your own data").
 RECOMMENDED_MAX_GRAD_NORM = 5.0
 

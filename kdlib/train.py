@@ -24,7 +24,7 @@ from typing import Sequence
 
 import torch
 
-from .checks import COLLAPSE_MIN_STEPS, COLLAPSE_SAMPLE, check_collapse, check_divergence
+from .checks import COLLAPSE_SAMPLE, check_collapse, check_divergence, collapse_check_due
 from .data import jitter as jitter_batch, to_float
 from .evaluate import count_errors
 from .io import ArtifactError, read_torch, write_torch
@@ -296,8 +296,8 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     every member is recorded after each epoch. ``stop_after_epoch`` ends early (for tests of
     resumption; the checkpoint then holds that epoch). ``compile`` (default: for runs of at
     least ``COMPILE_MIN_STEPS`` steps) fuses the parameter update with torch.compile.
-    ``check_collapse``: after every epoch from the ``COLLAPSE_MIN_STEPS``-th update on,
-    raise ``TrainingCollapsed``
+    ``check_collapse``: after every epoch from the ``COLLAPSE_MIN_STEPS``-th update on, once
+    the warm-up is over (``kdlib.checks.collapse_check_due``), raise ``TrainingCollapsed``
     (the epoch is not checkpointed) when a member predicts one class for almost everything
     (``kdlib.checks.collapse_report``; judged on the eval images, else on up to 2000
     training images).
@@ -322,7 +322,8 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
         epoch_loss = _train_epoch(run, spec, epoch)
         done = epoch + 1
         _end_of_epoch(run, done, epoch_loss, eval_images, eval_labels,
-                      check_collapse and done * steps >= COLLAPSE_MIN_STEPS, members, desc, path)
+                      check_collapse and collapse_check_due(done, steps, spec.warmup_epochs),
+                      members, desc, path)
         bar.set_postfix(loss=f"{min(epoch_loss):.4f}")
         stop = stop_after_epoch is not None and done >= stop_after_epoch
         if done % spec.checkpoint_every == 0 or done == spec.epochs or stop:

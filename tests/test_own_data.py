@@ -295,3 +295,13 @@ def test_clipped_runs_record_the_share_of_clipped_updates_per_member_and_epoch(o
     assert "clipped_share" not in res.history
     share = _distil_from_scaled(own, own_teacher, 10, 32, RECOMMENDED_MAX_GRAD_NORM).history["clipped_share"]
     assert len(share) == 3 and all(0.0 < s[0] <= 1.0 for s in share)  # x10 logits: clipped often
+
+
+def test_the_collapse_check_waits_for_the_50th_update_and_the_end_of_the_warm_up():
+    """Chapter 7's 1% run (5 updates an epoch, a 200-epoch warm-up) was stopped at epoch 10 as
+    collapsed while its learning rate was still a twentieth of its peak; the check now waits."""
+    from kdlib.checks import collapse_check_due
+    assert not collapse_check_due(9, 5, 0) and collapse_check_due(10, 5, 0)  # 45, 50 updates
+    assert not collapse_check_due(10, 5, 200) and not collapse_check_due(200, 5, 200)
+    assert collapse_check_due(201, 5, 200)
+    assert collapse_check_due(3, 469, 2) and not collapse_check_due(2, 469, 2)
