@@ -74,7 +74,8 @@ def distillation_gain(comparison: list[dict], alpha: float = 0.05) -> str:
         return "significantly better than the baseline in every seed"
     if comparison and all(c["p_value"] < alpha and c["difference"] > 0 for c in comparison):
         return "significantly worse than the baseline in every seed"
-    return "not significantly different from the baseline in every seed"
+    k = sum(c["p_value"] < alpha for c in comparison)
+    return f"not consistently different from the baseline (p < {alpha:g} in {k} of {len(comparison)} seeds)"
 
 
 def width_of(run: RunResult) -> int:
@@ -199,9 +200,8 @@ def moved_sentence(moved: dict) -> str:
     def rows(numbers):
         if not numbers:
             return "none"
-        listed = [str(k) for k in numbers]
-        text = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
-        return f"{len(numbers)} (row{'s' * (len(numbers) > 1)} {text})"
+        *rest, last = [str(k) for k in numbers]
+        return f"{len(numbers)} (row{'s' * bool(rest)} {', '.join(rest) + ' and ' * bool(rest)}{last})"
     return (f"Of the {n} count claims measured under both protocols, the paper's teacher brings "
             f"{rows(moved['closer'])} closer to the paper's number and moves "
             f"{rows(moved['farther'])} farther from it.")

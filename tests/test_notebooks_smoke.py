@@ -132,7 +132,7 @@ def test_teacher_and_students(executed, mnist):
     only_distilled_right, only_student_right, p = mcnemar_exact(~wrong["distilled"], ~wrong["student"])
     assert g["mcnemar_max_p"] == f"{p:.2g}"
     better = only_distilled_right > only_student_right
-    expected = ("not significantly different from the baseline in every seed" if p >= 0.05 else
+    expected = ("not consistently different from the baseline (p < 0.05 in 0 of 1 seeds)" if p >= 0.05 else
                 f"significantly {'better' if better else 'worse'} than the baseline in every seed")
     assert g["distillation_gain"] == expected
     # the results table's rule, pooled over seeds (one seed here: the same test)

@@ -39,10 +39,11 @@ def test_distillation_gain_needs_every_seed():
     assert claims.distillation_gain([_row(0.001, -30), _row(0.04, -12)]).startswith("significantly better")
     assert claims.distillation_gain([_row(0.001, 30), _row(0.01, 12)]).startswith("significantly worse")
     # one seed not significant, or the seeds disagree in direction: no claim
-    assert claims.distillation_gain([_row(0.001, -30), _row(0.06, -12)]).startswith("not significantly")
-    assert claims.distillation_gain([_row(0.001, -30), _row(0.001, 12)]).startswith("not significantly")
-    assert claims.distillation_gain([_row(0.05, -30)]).startswith("not significantly")   # p < alpha, strictly
-    assert claims.distillation_gain([]).startswith("not significantly")                # no seeds, no claim
+    assert claims.distillation_gain([_row(0.001, -30), _row(0.06, -12)]) == (
+        "not consistently different from the baseline (p < 0.05 in 1 of 2 seeds)")
+    assert claims.distillation_gain([_row(0.001, -30), _row(0.001, 12)]).endswith("in 2 of 2 seeds)")
+    assert claims.distillation_gain([_row(0.05, -30)]).endswith("in 0 of 1 seeds)")   # p < alpha, strictly
+    assert claims.distillation_gain([]).startswith("not consistently")                # no seeds, no claim
     assert claims.distillation_gain([_row(0.08, -30)], alpha=0.1).startswith("significantly better")
 
 
