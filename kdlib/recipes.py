@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from . import ARTIFACT_VERSION
-from .protocols import HARD_WEIGHTS, LOW_HARD_WEIGHT, PROTOCOLS, chosen, protocol, use_protocol
+from .protocols import HARD_WEIGHTS, LOW_HARD_WEIGHT, PROTOCOLS, chosen, protocol, use_protocol  # noqa: F401 (re-exported)
 from .spec import Member, TrainSpec, fingerprint
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
@@ -328,40 +328,6 @@ def protocol_teacher_configs(profile: str, seeds, validation: bool = False) -> l
     """The teachers that the current protocol's students distil from, one per seed."""
     build = paper_teacher_configs if protocol().teacher == "paper_teacher" else teacher_configs
     return build(profile, list(seeds), validation)
-
-
-def protocol_choices() -> list[tuple[str, str, str]]:
-    """(what the paper leaves open, our choice, why) for the book; values read from the recipes."""
-    t, s = TEACHER, STUDENT
-    return [
-        ("Optimiser", f"SGD, momentum {s.momentum}, batch {s.batch_size}",
-         "plain SGD as in Hinton et al. (2012); batch 128 keeps > 460 updates per epoch"),
-        ("Learning-rate schedule", f"lr {s.lr}, cosine decay to 0 over the run",
-         "no schedule to tune; the last epoch is reported, never the best one"),
-        ("Teacher regularisation",
-         f"dropout {t.input_dropout:g} input / {t.hidden_dropout:g} hidden, max-norm {t.max_norm:g}, "
-         f"jitter up to {t.jitter} px", "the recipe the paper cites (Hinton et al. 2012)"),
-        ("Teacher budget", f"{t.epochs} epochs",
-         f"what 2 CPU cores allow per seed; one {TEACHER_BUDGET_EPOCHS}-epoch teacher (seed 0) "
-         "measures what more would buy"),
-        ("Student budget", f"{s.epochs} epochs; sweeps {SWEEP_EPOCHS}",
-         "the hard-target baseline has fit its training set (loss ~1e-4) well before"),
-        ("Distillation loss", f"soft weight {SOFT_WEIGHT:g} x T^2, hard weight {HARD_WEIGHT:g}, "
-         f"T = {DISTILL_TEMPERATURE:g}",
-         f"T from Section 3; the hard weight chosen on the validation split among "
-         f"{', '.join(f'{w:g}' for w in HARD_WEIGHTS)} (seed 0, {SWEEP_EPOCHS} epochs); the "
-         f"temperature sweep keeps the a-priori {SWEEP_HARD_WEIGHT:g}"),
-        ("Distillation warm-up", f"linear learning-rate warm-up over {DISTILL_WARMUP_EPOCHS} epochs",
-         "without it a 2x800 student at T = 20 collapsed to one class in its first epoch"),
-        ("Transfer set", "the 60,000 training images, no jitter, teacher logits computed once",
-         "Section 3: the transfer set has no translations"),
-        ("Initialisation", "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) per member seed",
-         "PyTorch's nn.Linear default; the paper does not say"),
-        ("Tuning", "nothing tuned on the test set; the validation split (`--validation`) trains "
-         "teacher and students on the first 50,000 training images and counts errors on the "
-         "last 10,000", "the hard-label weight was tuned there; the rest of the recipe was "
-         "fixed a priori (short probes only checked that the training loss did not diverge)"),
-    ]
 
 
 def paper_teacher_recipe() -> list[tuple[str, str, str, str]]:

@@ -310,3 +310,14 @@ def test_clipping_by_setting_averages_seeds_and_ranks_share_against_errors():
     assert [r["temperature"] for r in rows] == [1.0, 4.0, 10.0, 20.0]
     assert rows[1]["share"] == pytest.approx(0.15) and rows[1]["errors"] == 112 and rows[1]["seeds"] == 2
     assert rows[0]["rho"] == pytest.approx(0.8) and 0 < rows[0]["p"] < 1  # ranks 1,2,3,4 vs 2,1,3,4
+
+
+def test_protocol_choices_state_the_reported_protocols_recipe():
+    from kdlib.choices import protocol_choices
+    for number, teacher, distilled, clip in ((1, "60 epochs", "distilled 40", "none"),
+                                            (2, "1000 epochs", "distilled 20", "norm 5")):
+        with use_protocol(number):
+            rows = {what: (choice, why) for what, choice, why in protocol_choices()}
+        assert rows["Teacher"][0].startswith(teacher) and distilled in rows["Student budget"][0]
+        assert rows["Gradient clipping"][0].endswith(clip)
+        assert f"hard weight {PROTOCOLS[number].hard_weight:g}," in rows["Distillation loss"][0]
