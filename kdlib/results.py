@@ -322,3 +322,9 @@ def clipping_by_setting(runs: list[RunResult]) -> list[dict]:
         for r in mine:
             r["rho"], r["p"] = (None, None) if rho is None else (float(rho), float(p))
     return rows
+
+
+def mean_logit_sd(runs: list[RunResult]) -> float | None:
+    """Seed mean of the standard deviation of each run's stored test logits: how large a
+    teacher's logits are (chapter 6: the soft-target gradient grows with them); None: no run."""
+    return float(np.mean([r.logits().std() for r in runs])) if runs else None

@@ -321,3 +321,16 @@ def test_protocol_choices_state_the_reported_protocols_recipe():
         assert rows["Teacher"][0].startswith(teacher) and distilled in rows["Student budget"][0]
         assert rows["Gradient clipping"][0].endswith(clip)
         assert f"hard weight {PROTOCOLS[number].hard_weight:g}," in rows["Distillation loss"][0]
+
+
+def test_mean_logit_sd_is_the_seed_mean_of_each_runs_logit_sd(tmp_path):
+    from kdlib.results import mean_logit_sd
+
+    class Run:
+        def __init__(self, scale):
+            self.scale = scale
+
+        def logits(self):
+            return np.array([[-1.0, 1.0], [1.0, -1.0]]) * self.scale
+    assert mean_logit_sd([Run(1.0), Run(3.0)]) == pytest.approx(2.0)
+    assert mean_logit_sd([]) is None
