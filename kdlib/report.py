@@ -13,6 +13,7 @@ import os
 from io import StringIO
 from pathlib import Path
 
+from . import verdicts
 from .claims import claims_markdown, claims_table
 from .io import atomic_write_bytes
 from .results import provenance_rows, total_compute_hours
@@ -104,12 +105,13 @@ def runs_csv(rows: list[dict]) -> str:
 
 def verdict_sentence(rows: list[dict]) -> str:
     """How many claims replicate, as one sentence (for the book's entry page)."""
-    tested = [r for r in rows if r["replicated"] == "yes" or r["replicated"].startswith("no")]
+    tested = [r for r in rows if verdicts.is_tested(r["replicated"])]
     yes = [i + 1 for i, r in enumerate(rows) if r["replicated"] == "yes"]
     missing = len(rows) - len(tested)
-    text = (f"Of the {len(rows)} claims, {len(tested)} could be tested and {len(yes)} replicate by "
-            f"the rule of the results chapter (claims {', '.join(map(str, yes)) or 'none'})")
-    return text + (f"; {missing} have no runs yet." if missing else ".")
+    which = (f"claim{'s' * (len(yes) > 1)} {', '.join(map(str, yes))}" if yes else "none")
+    text = (f"Of the {len(rows)} claims, {len(tested)} could be tested and {len(yes)} "
+            f"replicate{'s' * (len(yes) == 1)} by the rule of the results chapter ({which})")
+    return text + (f"; {missing} {'has' if missing == 1 else 'have'} no runs yet." if missing else ".")
 
 
 def update_book(intro=BOOK_INTRO, data_dir=BOOK_DATA, results_dir=None,

@@ -121,3 +121,9 @@ RULES = {
              f"each by McNemar's exact test pooled over seeds, p < {ALPHA:g}",
     "similar": "the spread of the seed means is within 2·sqrt(2/k) pooled seed sd (ours)",
 }
+
+
+def is_tested(verdict: str) -> bool:
+    """Whether a claims-table verdict is a test's answer ("yes", "no", "no (ours higher)"),
+    not "not run" or "not testable" (which also start with "no")."""
+    return verdict in ("yes", "no") or verdict.startswith("no (")
