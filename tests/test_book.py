@@ -204,3 +204,11 @@ def test_readme_and_entry_page_hold_the_results_notebooks_beyond_section_3_rows(
         block = page.read_text().split(README_START, 1)[1].split(README_END, 1)[0]
         assert all(line in block for line in table), \
             f"run: .venv/bin/python -m kdlib report --book ({page.name})"
+
+
+def test_no_prose_line_starts_with_a_percent_sign():
+    """MyST reads a line that starts with % as a comment: a reflowed "... 25.9 ± 1.2\\n% after
+    lowering ..." silently lost the rest of its sentence in the conclusions."""
+    for path in sorted((ROOT / "book").glob("*.md")):
+        bad = [i + 1 for i, line in enumerate(path.read_text().splitlines()) if line.startswith("%")]
+        assert bad == [], f"{path.name}: lines {bad} start with % (a MyST comment)"
