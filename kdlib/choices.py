@@ -65,7 +65,7 @@ def protocol_choices() -> list[tuple[str, str, str]]:
     results chapter; values read from the recipes and ``kdlib.protocols``."""
     from . import recipes as rc
     p, s = protocol(), rc.STUDENT
-    teacher = {"teacher": rc.TEACHER, "paper_teacher": rc.PAPER_TEACHER}[p.teacher]
+    teacher = rc.protocol_teacher_spec()
     epochs_why = (f"chosen on the validation split among {', '.join(map(str, p.student_epoch_grid))}"
                   if p.student_epoch_grid else "fixed a priori")
     return [

@@ -14,6 +14,7 @@ import numpy as np
 from . import verdicts
 from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
 from .experiments import RunResult
+from .progress import listing
 from .protocols import protocol, use_protocol
 from .recipes import DEFAULT_SEEDS
 from .results import correct, load_available, markdown_table, seed_of
@@ -200,8 +201,7 @@ def moved_sentence(moved: dict) -> str:
     def rows(numbers):
         if not numbers:
             return "none"
-        *rest, last = [str(k) for k in numbers]
-        return f"{len(numbers)} (row{'s' * bool(rest)} {', '.join(rest) + ' and ' * bool(rest)}{last})"
+        return f"{len(numbers)} (row{'s' * (len(numbers) > 1)} {listing(numbers)})"
     return (f"Of the {n} count claims measured under both protocols, the paper's teacher brings "
             f"{rows(moved['closer'])} closer to the paper's number and moves "
             f"{rows(moved['farther'])} farther from it.")

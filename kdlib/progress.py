@@ -118,7 +118,8 @@ def run_progress(configs, results_dir) -> dict[str, dict]:
     return out
 
 
-def _listing(items) -> str:
+def listing(items) -> str:
+    """Items as prose: "1", "1 and 2", "1, 2 and 3"."""
     items = [str(i) for i in items]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
@@ -153,13 +154,13 @@ def status_sentence(runs: dict[str, dict], paper: float | None = None) -> str:
 
 
 def _status_part(group: list[dict], validation: bool, finished: bool, errors_of: str) -> str:
-    seeds = _listing(p["seed"] for p in group)
+    seeds = listing(p["seed"] for p in group)
     plural = "s" if len(group) > 1 else ""
     who = (f"the validation-split run{plural} (seed{plural} {seeds})" if validation
            else f"seed{plural} {seeds}")
     last = [p["test_errors"][-1] if p["test_errors"] else "-" for p in group]
     if finished:
         mean = f"; mean {np.mean(last):.1f} ± {np.std(last, ddof=1):.1f}" if len(last) > 1 else ""
-        return f"{who}: finished, {group[0]['epochs']} epochs, {_listing(last)} {errors_of}{mean}"
-    return (f"{who} at epoch{plural} {_listing(p['epoch'] for p in group)} of "
-            f"{group[0]['epochs']} ({_listing(last)} {errors_of} after the last epoch)")
+        return f"{who}: finished, {group[0]['epochs']} epochs, {listing(last)} {errors_of}{mean}"
+    return (f"{who} at epoch{plural} {listing(p['epoch'] for p in group)} of "
+            f"{group[0]['epochs']} ({listing(last)} {errors_of} after the last epoch)")

@@ -324,6 +324,11 @@ def teacher_config_of(cfg: RunConfig) -> RunConfig:
     return teacher_configs(cfg.profile, [cfg.teacher_seed], cfg.validation, cfg.teacher_epochs)[0]
 
 
+def protocol_teacher_spec() -> TrainSpec:
+    """The recipe of the teacher that the current protocol's students distil from."""
+    return PAPER_TEACHER if protocol().teacher == "paper_teacher" else TEACHER
+
+
 def protocol_teacher_configs(profile: str, seeds, validation: bool = False) -> list[RunConfig]:
     """The teachers that the current protocol's students distil from, one per seed."""
     build = paper_teacher_configs if protocol().teacher == "paper_teacher" else teacher_configs

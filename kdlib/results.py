@@ -268,9 +268,9 @@ def clipped_share_curves(runs: list[RunResult]) -> dict[str, dict[str, np.ndarra
 def recipe_table() -> tuple[list[str], list[list[str]]]:
     """(header, rows) of chapter 2's recipe table: the reported protocol's teacher, the
     hard-label student and the distilled student (``kdlib.protocols``), read from the specs."""
-    from .recipes import DISTILL_TEMPERATURE, PAPER_TEACHER, SOFT_WEIGHT, STUDENT, TEACHER, distill_spec
+    from .recipes import DISTILL_TEMPERATURE, SOFT_WEIGHT, STUDENT, distill_spec, protocol_teacher_spec
     p = protocols.protocol()
-    teacher = {"teacher": TEACHER, "paper_teacher": PAPER_TEACHER}[p.teacher]
+    teacher = protocol_teacher_spec()
     distilled = distill_spec()
     specs = {"Teacher": (teacher, "hard labels"), "Student": (STUDENT, "hard labels"),
              "Distilled student": (distilled, f"T = {DISTILL_TEMPERATURE:g}, soft weight "
