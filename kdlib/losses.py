@@ -78,6 +78,33 @@ def stacked_distillation_loss(student_logits, teacher_logits, labels, temperatur
     return loss
 
 
+def distillation_loss_and_grad(student_logits, teacher_logits, labels, temperature,
+                               soft_weight, hard_weight):
+    """``stacked_distillation_loss`` (K,) and its gradient dloss/dlogits (K, B, C), written out.
+
+    Eq. 2 times T^2: the soft term's gradient is ``soft_weight * T * (q_i - p_i) / B``; the
+    hard term's ``hard_weight * (softmax(z)_i - [i = y]) / B``. No autograd: the training step
+    calls this on every batch (tests check it against autograd of the loss above).
+    """
+    k, b, c = student_logits.shape
+    t = temperature.reshape(k, 1, 1)
+    loss = student_logits.new_zeros(k)
+    grad = torch.zeros_like(student_logits)
+    if teacher_logits is not None:
+        p = torch.softmax(teacher_logits / t, dim=-1)
+        log_q = torch.log_softmax(student_logits / t, dim=-1)
+        w = soft_weight.reshape(k, 1, 1)
+        loss = loss + soft_weight * temperature ** 2 * -(p * log_q).sum(-1).mean(-1)
+        grad += (w * t / b) * (log_q.exp_() - p)
+    if labels is not None:
+        log_q1 = torch.log_softmax(student_logits, dim=-1)
+        y = labels.expand(k, b).unsqueeze(-1)
+        loss = loss + hard_weight * -log_q1.gather(-1, y).squeeze(-1).mean(-1)
+        q1 = log_q1.exp_().scatter_add_(-1, y, torch.full_like(y, -1, dtype=log_q1.dtype))
+        grad += (hard_weight.reshape(k, 1, 1) / b) * q1
+    return loss, grad
+
+
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                       labels: torch.Tensor | None, *, temperature: float,
                       soft_weight: float = 1.0, hard_weight: float = 0.0) -> torch.Tensor:

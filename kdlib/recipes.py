@@ -101,7 +101,8 @@ PROFILES = {
 #: the config (and its hash), so adding an option does not invalidate finished runs.
 ADDED_SPEC_FIELDS = {"warmup_epochs": 0, "precision": "float32", "schedule": "cosine",
                      "lr_decay": 1.0, "momentum_final": None, "momentum_epochs": 0,
-                     "init_std": None, "max_norm_output": True, "max_grad_norm": None}
+                     "init_std": None, "max_norm_output": True, "max_grad_norm": None,
+                     "optimizer": "sgd"}
 #: The same for RunConfig fields.
 ADDED_RUN_FIELDS = {"teacher_epochs": None, "protocol": 1}
 

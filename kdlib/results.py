@@ -184,7 +184,7 @@ def _runs_of_every_protocol(name, profile, seeds, results_dir, validation):
     A run that several protocols share (no teacher) is loaded once, as the reported one's."""
     results_dir = resolve_results_dir(results_dir)
     seen, out, now = set(), [], protocols.PROTOCOL
-    for number in sorted(protocols.PROTOCOLS, key=lambda n: n != now):  # the reported one first
+    for number in sorted(protocols.book_protocols(), key=lambda n: n != now):  # the reported one first
         with protocols.use_protocol(number):
             try:
                 configs = configs_for(name, profile, seeds, validation)

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from .losses import check_weights
 from .models import check_dropout, check_max_norm, check_widths
-from .step import PRECISIONS
+from .step import OPTIMIZERS, PRECISIONS
 
 SCHEDULES = ("cosine", "hinton2012")
 
@@ -57,6 +57,9 @@ class TrainSpec:
     #: rescaled to L2 norm <= max_grad_norm before the update (bounds the soft-target
     #: gradient of a teacher with large logits; see README "Your own data")
     max_grad_norm: float | None = None
+    #: "sgd" (momentum ``momentum``) or "adam" (torch.optim.Adam's betas and eps; ``momentum``
+    #: unused; cosine schedule only)
+    optimizer: str = "sgd"
 
     def __post_init__(self):
         object.__setattr__(self, "widths", check_widths(self.widths))
@@ -90,6 +93,10 @@ class TrainSpec:
         if self.max_grad_norm is not None and not (math.isfinite(self.max_grad_norm)
                                                    and self.max_grad_norm > 0):
             raise ValueError(f"max_grad_norm must be positive or None, got {self.max_grad_norm}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.optimizer == "adam" and self.schedule != "cosine":
+            raise ValueError("the adam optimizer takes the cosine schedule only")
         if self.schedule == "hinton2012" and self.warmup_epochs:
             raise ValueError("warmup_epochs applies to the cosine schedule only")
 
@@ -123,6 +130,8 @@ def checkpoint_identity(spec: TrainSpec, members: Sequence[Member], n: int) -> s
     spec_id = asdict(spec)
     if spec.max_grad_norm is None:  # added later: checkpoints of earlier runs stay valid
         del spec_id["max_grad_norm"]
+    if spec.optimizer == "sgd":
+        del spec_id["optimizer"]
     return fingerprint({"spec": spec_id, "members": [asdict(m) for m in members], "n": n})
 
 

@@ -4,17 +4,19 @@ The teacher recipe the paper cites (Hinton et al. 2012) is dropout, max-norm and
 784-1200-1200-10 ReLU net; a step is
 
     forward    h_0 = x * m_0,   a_l = h_{l-1} W_l + b_l,   h_l = relu(a_l) * m_l
-    loss       kdlib.losses.stacked_distillation_loss on the logits a_L (float32)
-    backward   g_L = dloss/da_L;   dW_l = h_{l-1}^T g_l,   db_l = sum_b g_l,
+    loss       kdlib.losses.distillation_loss_and_grad on the logits a_L (float32)
+    backward   g_L = dloss/da_L (written out, Eq. 2);   dW_l = h_{l-1}^T g_l,   db_l = sum_b g_l,
                g_{l-1} = (g_l W_l^T) * [a_{l-1} > 0] * m_{l-1}
-    update     v = momentum * v + grad,  W -= step * v   (torch.optim.SGD's form, one pass),
-               then each constrained unit's incoming weight vector is rescaled to norm <= c
+    clip       optionally each member's whole gradient to L2 norm <= max_grad_norm
+    update     SGD: v = momentum * v + grad,  W -= step * v   (torch.optim.SGD's form), then
+               each constrained unit's incoming weight vector is rescaled to norm <= c;
+               or Adam (torch.optim.Adam's form)
 
 where the dropout masks ``m`` hold 0 or 1 / (1 - p). ReLU and dropout share one mask, so each
-costs one multiply forward and one backward; the input gradient of the first layer is never
-computed. The GEMMs run in ``precision``: ``float32``, or ``bfloat16`` with float32 master
-weights, optimiser state, loss and softmax (autocast's split, done explicitly). Written out
-rather than left to autograd because on a small CPU the teacher step spent most of its time
+costs one multiply forward and one backward; without dropout the ReLU's output is its own
+mask. The input gradient of the first layer is never computed. The GEMMs run in
+``precision``: ``float32``, or ``bfloat16`` with float32 master weights, optimiser state,
+loss and softmax (autocast's split, done explicitly). Written out rather than left to autograd because on a small CPU the teacher step spent most of its time
 outside its GEMMs (benchmarks/README.md).
 
 Dropout masks are drawn as random bytes (8 per 64-bit draw of the member's generator) instead
@@ -29,7 +31,7 @@ from functools import lru_cache
 
 import torch
 
-from .losses import stacked_distillation_loss
+from .losses import distillation_loss_and_grad
 
 PRECISIONS = ("float32", "bfloat16")
 
@@ -99,6 +101,11 @@ def member_masks(shape, p: float, generators, device, dtype) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- the update
+OPTIMIZERS = ("sgd", "adam")
+#: Adam's constants (Kingma & Ba 2015; torch.optim.Adam's defaults).
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+
+
 def max_norm_(weight: torch.Tensor, max_norm) -> None:
     """Rescale each unit's incoming weight vector (dim 1 of (K, in, out)) to L2 norm <= max_norm.
 
@@ -127,36 +134,76 @@ def sgd_max_norm_update(params, grads, velocity, low_precision, lr, momentum,
             low_precision[i].copy_(p)
 
 
+def adam_update(params, grads, exp_avg, exp_avg_sq, low_precision, lr, bias1, bias2):
+    """Adam (torch.optim.Adam's form, no weight decay), then the GEMM-precision copies.
+
+    ``m = b1 m + (1 - b1) g;  s = b2 s + (1 - b2) g^2;  w -= lr (m / bias1) / (sqrt(s / bias2) + eps)``
+    with ``bias1 = 1 - b1^t`` and ``bias2 = 1 - b2^t`` after t updates (0-d tensors).
+    """
+    b1, b2 = ADAM_BETAS
+    for i, (p, g, m, s) in enumerate(zip(params, grads, exp_avg, exp_avg_sq)):
+        g = g.float()
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        s.mul_(b2).addcmul_(g, g, value=1 - b2)
+        p.sub_(lr * (m / bias1) / ((s / bias2).sqrt() + ADAM_EPS))
+        if low_precision[i] is not None:
+            low_precision[i].copy_(p)
+
+
+def clip_grad_norm_(grads, max_norm: float) -> torch.Tensor:
+    """Rescale each member's whole gradient to L2 norm <= ``max_norm``, in place.
+
+    ``grads`` are (K, ...) tensors (every weight and bias of a stack); member k's norm is taken
+    over the k-th slice of all of them together. Returns the norms (K,) before clipping.
+    A NaN/inf gradient stays non-finite (the training loop reports it as divergence).
+    """
+    norms = sum(g.float().square().sum(dim=tuple(range(1, g.dim()))) for g in grads).sqrt()
+    scale = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(scale.to(g.dtype).reshape(-1, *[1] * (g.dim() - 1)))
+    return norms
+
+
 # ----------------------------------------------------------------------------- the step
 class Step:
     """Forward, backward and update of ``model`` (an ``MLP`` stack).
 
     ``__call__(x, teacher_logits, labels, temperature, soft_weight, hard_weight, generators)``
     trains on one batch ``x`` (B, in) shared by every member or (K, B, in), and returns the
-    loss of each member (K,) as a float32 tensor (no host sync). ``lr`` and ``momentum`` are
-    set by the training loop; ``velocity`` is the optimiser state (checkpointed).
-    ``compile=True`` runs the update through ``torch.compile`` (one fused loop instead of
-    about ten passes over the weights; the compilation takes minutes on a small CPU, so it
-    pays only for long runs); it falls back to the same update uncompiled if that fails.
+    loss of each member (K,) as a float32 tensor (no host sync). ``optimizer`` is "sgd"
+    (momentum; ``lr`` and ``momentum`` are set by the training loop) or "adam"; its state
+    (``velocity``, and Adam's ``second_moment`` and ``updates``) is checkpointed.
+    ``max_grad_norm``: each member's whole gradient is clipped to this L2 norm before the
+    update (``clipped_share`` says how often it acted). ``compile=True`` runs the update
+    through ``torch.compile`` (one fused loop instead of about ten passes over the weights;
+    the compilation takes seconds to minutes, so it pays only for long runs); it falls back to
+    the same update uncompiled if that fails.
     """
 
-    def __init__(self, model, precision: str = "float32", *, lr: float = 0.1,
-                 momentum: float = 0.9, constrain_output: bool = True, compile: bool = False):
+    def __init__(self, model, precision: str = "float32", *, optimizer: str = "sgd",
+                 lr: float = 0.1, momentum: float = 0.9, constrain_output: bool = True,
+                 max_grad_norm: float | None = None, compile: bool = False):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         self.model = model
         self.dtype = compute_dtype(precision, model.device)
-        self.lr, self.momentum = lr, momentum
+        self.optimizer, self.lr, self.momentum = optimizer, lr, momentum
+        self.max_grad_norm = max_grad_norm
         self.params = list(model.weights) + list(model.biases)
         self.velocity = [torch.zeros_like(p) for p in self.params]
+        self.second_moment = [torch.zeros_like(p) for p in self.params] if optimizer == "adam" else []
+        self.updates = 0  # updates so far (Adam's bias correction; checkpointed)
         n = len(model.weights)
         #: weights whose units' incoming vectors max-norm bounds (Hinton et al. 2012: hidden only)
         self.constrained = [model.max_norm is not None and i < (n if constrain_output else n - 1)
                             for i in range(len(self.params))]
         self.low_precision = [p.detach().to(self.dtype) if self.dtype != torch.float32 else None
                               for p in self.params]
-        self.update = sgd_max_norm_update
+        self._clipped, self._clip_counted = 0, 0
+        self.update = sgd_max_norm_update if optimizer == "sgd" else adam_update
         self.compiled = False
         if compile:
-            self.update, self.compiled = torch.compile(sgd_max_norm_update, dynamic=False), True
+            self.update, self.compiled = torch.compile(self.update, dynamic=False), True
 
     def _weight(self, i: int) -> torch.Tensor:
         low = self.low_precision[i]
@@ -167,7 +214,8 @@ class Step:
         return self.model.biases[i] if low is None else low
 
     def forward(self, x: torch.Tensor, generators):
-        """Logits (K, B, C) in float32, and what backward needs: the inputs and masks of each layer."""
+        """Logits (K, B, C) in float32, and what backward needs: each layer's input, and the
+        hidden layers' dropout-and-ReLU masks (or, without dropout, their ReLU outputs)."""
         m = self.model
         h = x.to(self.dtype)
         if h.dim() == 2:
@@ -181,11 +229,14 @@ class Step:
             a = torch.baddbmm(self._bias(i), h, self._weight(i))
             if i == last:
                 return a.float(), (inputs, masks)
-            mask = (a > 0).to(self.dtype)
             if m.hidden_dropout > 0:
+                mask = (a > 0).to(self.dtype)
                 mask.mul_(member_masks(a.shape[1:], m.hidden_dropout, generators, a.device, self.dtype))
-            masks.append(mask)
-            h = a * mask
+                masks.append(mask)
+                h = a * mask
+            else:  # ReLU alone: its output is its own mask (h > 0 exactly where a > 0)
+                h = torch.relu(a)
+                masks.append(None)
 
     def backward(self, grad_logits: torch.Tensor, saved) -> list[torch.Tensor]:
         """Gradients of every weight, then every bias, from dloss/dlogits (K, B, C)."""
@@ -197,23 +248,44 @@ class Step:
             grad_w[i] = torch.bmm(inputs[i].transpose(1, 2), g)
             grad_b[i] = g.sum(1, keepdim=True, dtype=torch.float32)
             if i:  # the first layer's input gradient is never needed
-                g = torch.bmm(g, self._weight(i).transpose(1, 2)).mul_(masks[i - 1])
-        return grad_w + grad_b
+                g = torch.bmm(g, self._weight(i).transpose(1, 2))
+                if masks[i - 1] is None:
+                    g = torch.ops.aten.threshold_backward(g, inputs[i], 0)
+                else:
+                    g.mul_(masks[i - 1])
+        grads = grad_w + grad_b
+        if self.max_grad_norm is not None:
+            norms = clip_grad_norm_(grads, self.max_grad_norm)
+            self._clipped = self._clipped + (norms > self.max_grad_norm).float()  # no host sync
+            self._clip_counted += 1
+        return grads
+
+    def clipped_share(self) -> list[float]:
+        """Share of each member's updates clipped since the last call (then counts afresh)."""
+        share = (self._clipped / self._clip_counted).tolist() if self._clip_counted else []
+        self._clipped, self._clip_counted = 0, 0
+        return share
+
+    def _update_args(self, grads, device):
+        params = [p.data for p in self.params]
+        scalar = lambda v: torch.tensor(v, dtype=torch.float32, device=device)  # noqa: E731
+        if self.optimizer == "adam":
+            t = self.updates
+            b1, b2 = ADAM_BETAS
+            return (params, grads, self.velocity, self.second_moment, self.low_precision,
+                    scalar(self.lr), scalar(1 - b1 ** t), scalar(1 - b2 ** t))
+        return (params, grads, self.velocity, self.low_precision, scalar(self.lr),
+                scalar(self.momentum), scalar(self.model.max_norm or 0.0), self.constrained)
 
     @torch.no_grad()
     def __call__(self, x, teacher_logits, labels, temperature, soft_weight, hard_weight,
                  generators) -> torch.Tensor:
         logits, saved = self.forward(x, generators)
-        with torch.enable_grad():  # autograd only through the loss: (K, B, C) -> dloss/dlogits
-            logits.requires_grad_(True)
-            loss = stacked_distillation_loss(logits, teacher_logits, labels, temperature,
-                                             soft_weight, hard_weight)
-            (grad_logits,) = torch.autograd.grad(loss.sum(), logits)
+        loss, grad_logits = distillation_loss_and_grad(logits, teacher_logits, labels, temperature,
+                                                       soft_weight, hard_weight)
         grads = self.backward(grad_logits, saved)
-        device = logits.device
-        args = ([p.data for p in self.params], grads, self.velocity, self.low_precision,
-                torch.tensor(self.lr, device=device), torch.tensor(self.momentum, device=device),
-                torch.tensor(self.model.max_norm or 0.0, device=device), self.constrained)
+        self.updates += 1
+        args = self._update_args(grads, logits.device)
         try:
             self.update(*args)
         except Exception as e:  # compilation failed before anything was written: run eagerly
@@ -222,16 +294,23 @@ class Step:
             warnings.warn(f"kdlib: torch.compile of the update failed ({type(e).__name__}: "
                           f"{str(e).splitlines()[0][:200]}); running it uncompiled",
                           RuntimeWarning, stacklevel=2)
-            self.update, self.compiled = sgd_max_norm_update, False
+            self.update = sgd_max_norm_update if self.optimizer == "sgd" else adam_update
+            self.compiled = False
             self.update(*args)
-        return loss.detach()
+        return loss
 
     @torch.no_grad()
     def apply_max_norm(self) -> None:
         """Rescale each constrained unit's incoming weight vector to L2 norm <= max_norm."""
-        for p, c, low in zip(self.params, self.constrained, self.low_precision):
+        for p, c in zip(self.params, self.constrained):
             if c:
                 max_norm_(p.data, self.model.max_norm)
+        self.refresh_low_precision()
+
+    @torch.no_grad()
+    def refresh_low_precision(self) -> None:
+        """The GEMM-precision copies of the weights, from the float32 master weights."""
+        for p, low in zip(self.params, self.low_precision):
             if low is not None:
                 low.copy_(p.data)
 

@@ -32,8 +32,10 @@ from .models import MLP
 from .spec import Member, TrainSpec, checkpoint_identity, hinton2012_schedule, learning_rate
 from .step import Step
 
-#: Runs with at least this many steps compile the update (kdlib.step; minutes to compile).
-COMPILE_MIN_STEPS = 100_000
+#: Runs with at least this many steps compile the update (kdlib.step): about 16 s to compile
+#: on this project's CPU, repaid after about 20 epochs of a 2x800 student
+#: (benchmarks/README.md).
+COMPILE_MIN_STEPS = 10_000
 
 
 @dataclass
@@ -75,43 +77,6 @@ def predict_logits(model: MLP, images: torch.Tensor, batch_size: int = 5000) -> 
         if len(x) else model(x)
     model.train(was_training)
     return out
-
-
-def clip_grad_norm_(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """Rescale each member's whole gradient to L2 norm <= ``max_norm``, in place.
-
-    ``grads`` are (K, ...) tensors (every weight and bias of a stack); member k's norm is taken
-    over the k-th slice of all of them together. Returns the norms (K,) before clipping.
-    A NaN/inf gradient stays non-finite (the training loop reports it as divergence).
-    """
-    norms = sum(g.float().square().sum(dim=tuple(range(1, g.dim()))) for g in grads).sqrt()
-    scale = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
-    for g in grads:
-        g.mul_(scale.to(g.dtype).reshape(-1, *[1] * (g.dim() - 1)))
-    return norms
-
-
-class ClippedStep(Step):
-    """``kdlib.step.Step`` whose gradients are clipped per member (``TrainSpec.max_grad_norm``);
-    it counts, per member, the updates whose gradient was clipped (``take_clipped_share``)."""
-
-    def __init__(self, *args, max_grad_norm: float, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.max_grad_norm = max_grad_norm
-        self.clipped, self.updates = 0, 0
-
-    def backward(self, grad_logits, saved):
-        grads = super().backward(grad_logits, saved)
-        norms = clip_grad_norm_(grads, self.max_grad_norm)
-        self.clipped = self.clipped + (norms > self.max_grad_norm).float()  # on the device, no sync
-        self.updates += 1
-        return grads
-
-    def take_clipped_share(self) -> list[float]:
-        """Share of each member's updates clipped since the last call (then counts afresh)."""
-        share = (self.clipped / max(self.updates, 1)).tolist() if self.updates else []
-        self.clipped, self.updates = 0, 0
-        return share
 
 
 def set_epoch_schedule(step_fn: Step, spec: TrainSpec, epoch: int) -> None:
@@ -175,10 +140,9 @@ def _start(images, labels, spec: TrainSpec, members: list[Member], teacher_logit
     model = MLP.of(spec, [m.seed for m in members]).to(device)
     if compile is None:  # compiling takes minutes: worth it for long runs only
         compile = spec.epochs * math.ceil(len(images) / spec.batch_size) >= COMPILE_MIN_STEPS
-    kwargs = dict(lr=spec.lr, momentum=spec.momentum, constrain_output=spec.max_norm_output,
-                  compile=compile)
-    step = Step(model, spec.precision, **kwargs) if spec.max_grad_norm is None else \
-        ClippedStep(model, spec.precision, max_grad_norm=spec.max_grad_norm, **kwargs)
+    step = Step(model, spec.precision, optimizer=spec.optimizer, lr=spec.lr,
+                momentum=spec.momentum, constrain_output=spec.max_norm_output,
+                max_grad_norm=spec.max_grad_norm, compile=compile)
     order_gens, noise_gens = _generators([m.seed for m in members], device)
     return _Run(model, step, order_gens, noise_gens, to_float(images), labels.to(device),
                 teacher_logits.to(device, torch.float32) if needs_teacher else None,
@@ -192,7 +156,8 @@ def save_checkpoint(path: Path | None, ident: str, epoch: int, run: _Run) -> Non
     if path:
         write_torch(path, {
             "fingerprint": ident, "epoch": epoch, "model": run.model.state_dict(),
-            "velocity": run.step.velocity, "history": run.history,
+            "velocity": run.step.velocity, "second_moment": run.step.second_moment,
+            "updates": run.step.updates, "history": run.history,
             "order_rng": [g.get_state() for g in run.order_gens],
             "noise_rng": [g.get_state() for g in run.noise_gens]})
 
@@ -215,6 +180,9 @@ def load_checkpoint(path: Path | None, ident: str, run: _Run) -> int:
     run.model.load_state_dict(state["model"])
     for v, saved in zip(run.step.velocity, state["velocity"]):
         v.copy_(saved)
+    for s, saved in zip(run.step.second_moment, state.get("second_moment", [])):
+        s.copy_(saved)
+    run.step.updates = state.get("updates", 0)
     for g, s in zip(run.order_gens, state["order_rng"]):
         g.set_state(s)
     for g, s in zip(run.noise_gens, state["noise_rng"]):
@@ -257,8 +225,8 @@ def _train_epoch(run: _Run, spec: TrainSpec, epoch: int) -> list[float]:
         labels = run.labels[idx] if run.needs_labels else None
         loss = run.step(_batch(run, spec, idx), teacher, labels, *run.losses, run.noise_gens)
         running += loss * b
-    if isinstance(run.step, ClippedStep):  # how often clipping acted (issue 12), per epoch
-        run.history.setdefault("clipped_share", []).append(run.step.take_clipped_share())
+    if spec.max_grad_norm is not None:  # how often clipping acted, per member and epoch
+        run.history.setdefault("clipped_share", []).append(run.step.clipped_share())
     return (running / n).tolist()
 
 
@@ -312,7 +280,9 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     # Momentum buffers of never-active inputs (MNIST's blank border) decay into denormal
     # floats, which make CPU matmuls up to 100x slower: flush denormals to zero (process-wide).
     torch.set_flush_denormal(True)
-    run.step.apply_max_norm()  # also makes the low-precision copies of the weights
+    if start_epoch == 0:  # a resumed run's weights are already bounded (a second rescale can
+        run.step.apply_max_norm()  # move them by an ulp: resume would not equal uninterrupted)
+    run.step.refresh_low_precision()
     steps = math.ceil(len(images) / spec.batch_size)
     bar = tqdm(range(start_epoch, spec.epochs), desc=desc, disable=not progress,
                initial=start_epoch, total=spec.epochs, unit="epoch", leave=False)

@@ -51,7 +51,7 @@ def test_cli_protocol_option_refuses_unknown_and_unchosen_protocols(tmp_path, mo
     from kdlib import protocols
     from kdlib.__main__ import main
     res = _kdlib("distilled", "--protocol", "7", "--results-dir", str(tmp_path))
-    assert res.returncode == 2 and "unknown protocol 7; choose one of [1, 2]" in res.stderr
+    assert res.returncode == 2 and "unknown protocol 7; choose one of [1, 2, 3]" in res.stderr
     monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], student_epochs=None))
     assert main(["distilled", "--protocol", "2", "--profile", "full", "--results-dir", str(tmp_path)]) == 2
     stderr = capsys.readouterr().err

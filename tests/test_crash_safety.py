@@ -107,14 +107,14 @@ spec = kspec.TrainSpec(widths=(48, 24), epochs=4, batch_size=100, lr=0.1, moment
                     checkpoint_every=1)
 members = [kspec.Member(seed=0), kspec.Member(seed=1, temperature=4.0, soft_weight=1.0, hard_weight=0.1)]
 if marker != "-":
-    steps, calls, real_loss = -(-len(d["x"]) // spec.batch_size), [0], ks.stacked_distillation_loss
+    steps, calls, real_loss = -(-len(d["x"]) // spec.batch_size), [0], ks.distillation_loss_and_grad
     def pausing_loss(*args, **kwargs):
         calls[0] += 1
         if calls[0] == 2 * steps + steps // 2:
             Path(marker).write_text("paused")
             time.sleep(600)
         return real_loss(*args, **kwargs)
-    ks.stacked_distillation_loss = pausing_loss
+    ks.distillation_loss_and_grad = pausing_loss
 res = kt.train(d["x"], d["y"], spec, members, teacher_logits=d["teacher_logits"],
                eval_images=d["tx"], eval_labels=d["ty"], checkpoint_path=ckpt, progress=False)
 torch.save({"model": res.model.state_dict(), "history": res.history,

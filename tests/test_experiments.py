@@ -225,7 +225,7 @@ def test_protocol_1_keeps_the_recipe_of_the_committed_runs():
     with use_protocol(1):  # its student epochs were fixed a priori: no sweep to run
         assert configs_for("student_epochs", "full", [0, 1, 2], validation=True) == []
     with pytest.raises(ValueError, match="unknown protocol"):
-        with use_protocol(3):
+        with use_protocol(4):
             pass
 
 

@@ -169,7 +169,7 @@ def test_unclipped_large_logits_stop_with_a_named_collapse(own, own_teacher, sca
 
 
 def test_clip_grad_norm_is_per_member_over_the_whole_step():
-    from kdlib.train import clip_grad_norm_
+    from kdlib.step import clip_grad_norm_
     w = torch.tensor([[[3.0, 0.0]], [[0.3, 0.0]]])  # member 0: norm 5 with b; member 1: 0.5
     b = torch.tensor([[[4.0]], [[0.4]]])
     norms = clip_grad_norm_([w, b], 1.0)

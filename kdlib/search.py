@@ -1,0 +1,159 @@
+"""The student-recipe search on the validation split (Section 3 leaves the student's optimiser,
+learning rate, hard-label weight and epochs open).
+
+A staged search in the spirit of Google's tuning playbook, planned before it ran:
+
+1. **Optimiser and learning rate** (``STAGE1``): SGD with momentum over a log-spaced grid,
+   Adam, and the teacher's own schedule of Hinton et al. (2012) without its regularisers;
+   2x800 students at T = 20 with hard-label weight ``STAGE1_HARD_WEIGHT`` (a "considerably
+   lower weight", Section 2), ``SEARCH_EPOCHS`` epochs, seeds 0 and 1. No gradient clipping.
+2. **Hard-label weight** (``STAGE2``): the best settings of stage 1 over ``HARD_WEIGHTS``.
+3. **Long runs** (``STAGE3``): the finalists for ``LONG_EPOCHS`` epochs, validation errors after
+   every epoch (where each flattens).
+
+Every student learns from the validation teacher (the paper recipe, 1000 epochs on the first
+50,000 training images, seed 0) and is scored on the last 10,000. A setting is chosen by its
+mean validation errors over the seeds; a grid whose best value is at its edge is widened
+before choosing. A run that diverges or collapses is a result: it is recorded
+(``<name>.failed.json``), never retried or hidden.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .checks import TrainingCollapsed, TrainingDiverged
+from .io import read_json, write_json
+from .recipes import DISTILL_TEMPERATURE, DISTILL_WARMUP_EPOCHS, STUDENT, RunConfig, _profile_spec, budget
+from .spec import Member, TrainSpec
+
+SEARCH_EPOCHS = 30
+SEARCH_SEEDS = (0, 1)
+STAGE1_HARD_WEIGHT = 0.1
+HARD_WEIGHTS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+LONG_EPOCHS = 500
+#: The protocol whose recipe the search chooses (kdlib.protocols).
+SEARCH_PROTOCOL = 3
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One optimiser setting of the search: "sgd" (momentum 0.9, cosine with a 2-epoch
+    warm-up), "adam" (the same schedule) or "hinton2012" (the teacher's schedule: momentum 0.5
+    rising to 0.99 over 500 epochs, step (1 - p) lr 0.998^epoch, N(0, 0.01^2) weights, batch 100)."""
+
+    family: str
+    lr: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.family}-lr{self.lr:g}"
+
+
+STAGE1 = tuple([Setting("sgd", lr) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)]
+               + [Setting("adam", lr) for lr in (1e-4, 3e-4, 1e-3, 3e-3)]
+               + [Setting("hinton2012", lr) for lr in (0.1, 0.3, 1.0)])
+#: Stage 2's settings: set from stage 1's results (empty until then).
+STAGE2: tuple = ()
+#: Stage 3's (setting, hard weight) finalists: set from stage 2's results (empty until then).
+STAGE3: tuple = ()
+
+
+def search_spec(setting: Setting, epochs: int, width: int = 800) -> TrainSpec:
+    """The 2x``width`` student recipe of ``setting``, bfloat16 GEMMs, no clipping."""
+    base = replace(STUDENT, widths=(width, width), epochs=epochs, lr=setting.lr,
+                   precision="bfloat16", checkpoint_every=10)
+    if setting.family == "sgd":
+        return replace(base, warmup_epochs=DISTILL_WARMUP_EPOCHS)
+    if setting.family == "adam":
+        return replace(base, optimizer="adam", warmup_epochs=DISTILL_WARMUP_EPOCHS)
+    if setting.family == "hinton2012":
+        return replace(base, schedule="hinton2012", batch_size=100, momentum=0.5,
+                       momentum_final=0.99, momentum_epochs=500, lr_decay=0.998, init_std=0.01)
+    raise ValueError(f"unknown optimiser family {setting.family!r}; use sgd, adam or hinton2012")
+
+
+def search_config(setting: Setting, hard_weight: float, epochs: int, seed: int,
+                  profile: str = "full") -> RunConfig:
+    """One validation run of the search: the student of ``setting`` distilled at T = 20 from
+    the validation teacher of seed 0."""
+    spec = _profile_spec(search_spec(setting, epochs), profile, epochs)
+    member = Member(seed=seed, temperature=DISTILL_TEMPERATURE, soft_weight=1.0,
+                    hard_weight=hard_weight)
+    return RunConfig("student_search", f"{setting.label}-hw{hard_weight:g}-e{epochs}-s{seed}",
+                     profile=profile, spec=spec, member=member, teacher_seed=0, validation=True,
+                     train_size=budget(profile).train_size, protocol=SEARCH_PROTOCOL)
+
+
+def stage_configs(stage: int, profile: str = "full", seeds=SEARCH_SEEDS) -> list[RunConfig]:
+    """The runs of one stage (1, 2 or 3) that its grids define so far."""
+    if stage == 1:
+        grid = [(s, STAGE1_HARD_WEIGHT, SEARCH_EPOCHS) for s in STAGE1]
+    elif stage == 2:
+        grid = [(s, h, SEARCH_EPOCHS) for s in STAGE2 for h in HARD_WEIGHTS]
+    elif stage == 3:
+        grid = [(s, h, LONG_EPOCHS) for s, h in STAGE3]
+    else:
+        raise ValueError(f"the search has stages 1, 2 and 3, not {stage!r}")
+    return [search_config(s, h, e, seed, profile) for s, h, e in grid for seed in seeds]
+
+
+def search_configs(profile: str = "full", seeds=SEARCH_SEEDS, validation: bool = True):
+    """Every run of every stage defined so far (the ``student_search`` experiment)."""
+    if not validation:
+        raise ValueError("student_search chooses a recipe: validation split only (--validation)")
+    return [c for stage in (1, 2, 3) for c in stage_configs(stage, profile, seeds)]
+
+
+def failure_path(cfg: RunConfig, results_dir):
+    from .experiments import artifact_path
+    return artifact_path(cfg, results_dir).with_suffix(".failed.json")
+
+
+def run_search(configs, *, results_dir="results", log=print, **kwargs) -> list[dict]:
+    """Load or train each config alone; a run that diverges or collapses is recorded as such.
+
+    Returns one record per config: ``{"name", "status": "done"|"diverged"|"collapsed",
+    "errors": final validation errors or None, "curve": errors after each epoch}``.
+    """
+    from .experiments import run_configs
+    records = []
+    for cfg in configs:
+        failed = failure_path(cfg, results_dir)
+        if failed.exists() and read_json(failed).get("config_hash") == cfg.hash:
+            records.append(read_json(failed)["record"])
+            continue
+        try:
+            (res,) = run_configs([cfg], results_dir=results_dir, log=log, **kwargs)
+            records.append({"name": cfg.name, "status": "done", "errors": res.test_errors,
+                            "curve": res.metrics["test_errors_curve"]})
+        except (TrainingDiverged, TrainingCollapsed) as e:
+            status = "diverged" if isinstance(e, TrainingDiverged) else "collapsed"
+            record = {"name": cfg.name, "status": status, "errors": None, "curve": [],
+                      "message": " ".join(str(e).split())[:500]}
+            write_json(failed, {"config": cfg.to_dict(), "config_hash": cfg.hash, "record": record})
+            log(f"kdlib: {cfg.name}: {status} (recorded in {failed})")
+            records.append(record)
+    return records
+
+
+def main(argv=None) -> int:
+    """``python -m kdlib.search STAGE [--profile P] [--shard I/N] [--results-dir D]``."""
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m kdlib.search", description=__doc__.split("\n\n")[0])
+    p.add_argument("stage", type=int, choices=(1, 2, 3))
+    p.add_argument("--profile", default="full")
+    p.add_argument("--shard", default="0/1", help="I/N: every N-th run from the I-th (one per core)")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    i, n = (int(v) for v in args.shard.split("/"))
+    configs = stage_configs(args.stage, args.profile)[i::n]
+    for r in run_search(configs, results_dir=args.results_dir, device=args.device,
+                        progress=not args.no_progress):
+        print(f"{r['name']:36s} {r['status']:9s} {r['errors']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
