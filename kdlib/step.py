@@ -16,8 +16,9 @@ where the dropout masks ``m`` hold 0 or 1 / (1 - p). ReLU and dropout share one 
 costs one multiply forward and one backward; without dropout the ReLU's output is its own
 mask. The input gradient of the first layer is never computed. The GEMMs run in
 ``precision``: ``float32``, or ``bfloat16`` with float32 master weights, optimiser state,
-loss and softmax (autocast's split, done explicitly). Written out rather than left to autograd because on a small CPU the teacher step spent most of its time
-outside its GEMMs (benchmarks/README.md).
+loss and softmax (autocast's split, done explicitly). Written out rather than left to
+autograd because on a small CPU the step spent most of its time outside its GEMMs
+(benchmarks/README.md).
 
 Dropout masks are drawn as random bytes (8 per 64-bit draw of the member's generator) instead
 of one float per unit: a drop probability p becomes round(256 p) / 256 (0.2 -> 0.1992) and
