@@ -54,6 +54,9 @@ class Protocol:
     hard_weights: tuple
     student_epoch_grid: tuple  # () : student epochs fixed a priori, no validation sweep
     selection: str  # how the hard weight and student epochs were chosen, for the book
+    #: the students' optimiser (family, learning rate) chosen by kdlib.search; None: the
+    #: fixed SGD recipe of protocols 1 and 2 (kdlib.recipes.STUDENT)
+    optimiser: tuple | None = None
 
 
 PROTOCOLS = {

@@ -52,11 +52,45 @@ PAPER_TEACHER = TrainSpec(widths=(1200, 1200), epochs=1000, batch_size=100, lr=1
                           input_dropout=0.2, hidden_dropout=0.5, max_norm=15 ** 0.5,
                           max_norm_output=False, jitter=2, precision="bfloat16",
                           checkpoint_every=10)
+@dataclass(frozen=True)
+class Optimiser:
+    """A student optimiser of the recipe search (kdlib.search): "sgd" (momentum 0.9, cosine
+    decay after a 2-epoch warm-up), "adam" (the same schedule) or "hinton2012" (the teacher's
+    schedule of Hinton et al. 2012: momentum 0.5 rising to 0.99 over 500 epochs, step
+    (1 - p) lr 0.998^epoch, N(0, 0.01^2) weights, batch 100), at learning rate ``lr``."""
+
+    family: str
+    lr: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.family}-lr{self.lr:g}"
+
+
+def student_recipe(optimiser: Optimiser, epochs: int, width: int = 800) -> TrainSpec:
+    """A 2x``width`` student trained by ``optimiser``: bfloat16 GEMMs, no regularisation, no
+    clipping (the search's recipes, and protocol 3's once chosen)."""
+    base = replace(STUDENT, widths=(width, width), epochs=epochs, lr=optimiser.lr,
+                   precision="bfloat16", checkpoint_every=10)
+    if optimiser.family == "sgd":
+        return replace(base, warmup_epochs=DISTILL_WARMUP_EPOCHS)
+    if optimiser.family == "adam":
+        return replace(base, optimizer="adam", warmup_epochs=DISTILL_WARMUP_EPOCHS)
+    if optimiser.family == "hinton2012":
+        return replace(base, schedule="hinton2012", batch_size=100, momentum=0.5,
+                       momentum_final=0.99, momentum_epochs=500, lr_decay=0.998, init_std=0.01)
+    raise ValueError(f"unknown optimiser family {optimiser.family!r}; use sgd, adam or hinton2012")
+
+
 def distill_spec(width: int = 800, epochs: int | None = None) -> TrainSpec:
-    """The 2x``width`` student recipe with the distillation warm-up and the protocol's clipping."""
+    """The 2x``width`` student recipe of the protocol: its chosen optimiser (protocol 3), or
+    protocols 1-2's SGD with the distillation warm-up and the protocol's clipping."""
+    p = protocol()
+    epochs = epochs or chosen(p.student_epochs, "student epochs")
+    if p.optimiser is not None:
+        return student_recipe(Optimiser(*p.optimiser), epochs, width)
     return replace(STUDENT, widths=(width, width), warmup_epochs=DISTILL_WARMUP_EPOCHS,
-                   max_grad_norm=protocol().max_grad_norm,
-                   epochs=epochs or chosen(protocol().student_epochs, "student epochs"))
+                   max_grad_norm=p.max_grad_norm, epochs=epochs)
 
 
 def distill_member(seed: int, hard_weight: float | None = None,
@@ -183,8 +217,15 @@ def paper_teacher_configs(profile, seeds, validation=False):
 
 
 def student_configs(profile, seeds, validation=False):
-    return [RunConfig("student", f"student-s{s}", spec=_profile_spec(STUDENT, profile),
-                      member=Member(seed=s), **_common(profile, validation)) for s in seeds]
+    """The 2x800 student on hard labels only: protocol 3's chosen recipe (the distilled
+    student's optimiser and epochs, soft weight 0), else the fixed SGD recipe ``STUDENT``."""
+    p = protocol()
+    if p.optimiser is None:
+        return [RunConfig("student", f"student-s{s}", spec=_profile_spec(STUDENT, profile),
+                          member=Member(seed=s), **_common(profile, validation)) for s in seeds]
+    spec = _profile_spec(distill_spec(), profile)
+    return [RunConfig("student", f"student-s{s}", spec=spec, member=Member(seed=s),
+                      protocol=p.number, **_common(profile, validation)) for s in seeds]
 
 
 def _distilled(experiment, name, profile, seed, validation, *, teacher_seed=None, width=800,

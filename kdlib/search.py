@@ -19,11 +19,9 @@ before choosing. A run that diverges or collapses is a result: it is recorded
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 from .checks import TrainingCollapsed, TrainingDiverged
 from .io import read_json, write_json
-from .recipes import DISTILL_TEMPERATURE, DISTILL_WARMUP_EPOCHS, STUDENT, RunConfig, _profile_spec, budget
+from .recipes import DISTILL_TEMPERATURE, Optimiser, RunConfig, _profile_spec, budget, student_recipe
 from .spec import Member, TrainSpec
 
 SEARCH_EPOCHS = 30
@@ -35,18 +33,7 @@ LONG_EPOCHS = 500
 SEARCH_PROTOCOL = 3
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One optimiser setting of the search: "sgd" (momentum 0.9, cosine with a 2-epoch
-    warm-up), "adam" (the same schedule) or "hinton2012" (the teacher's schedule: momentum 0.5
-    rising to 0.99 over 500 epochs, step (1 - p) lr 0.998^epoch, N(0, 0.01^2) weights, batch 100)."""
-
-    family: str
-    lr: float
-
-    @property
-    def label(self) -> str:
-        return f"{self.family}-lr{self.lr:g}"
+Setting = Optimiser  # one optimiser setting of the search
 
 
 STAGE1 = tuple([Setting("sgd", lr) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)]
@@ -58,18 +45,9 @@ STAGE2: tuple = ()
 STAGE3: tuple = ()
 
 
-def search_spec(setting: Setting, epochs: int, width: int = 800) -> TrainSpec:
-    """The 2x``width`` student recipe of ``setting``, bfloat16 GEMMs, no clipping."""
-    base = replace(STUDENT, widths=(width, width), epochs=epochs, lr=setting.lr,
-                   precision="bfloat16", checkpoint_every=10)
-    if setting.family == "sgd":
-        return replace(base, warmup_epochs=DISTILL_WARMUP_EPOCHS)
-    if setting.family == "adam":
-        return replace(base, optimizer="adam", warmup_epochs=DISTILL_WARMUP_EPOCHS)
-    if setting.family == "hinton2012":
-        return replace(base, schedule="hinton2012", batch_size=100, momentum=0.5,
-                       momentum_final=0.99, momentum_epochs=500, lr_decay=0.998, init_std=0.01)
-    raise ValueError(f"unknown optimiser family {setting.family!r}; use sgd, adam or hinton2012")
+def search_spec(setting: Optimiser, epochs: int, width: int = 800) -> TrainSpec:
+    """The student recipe of ``setting`` (``kdlib.recipes.student_recipe``)."""
+    return student_recipe(setting, epochs, width)
 
 
 def search_config(setting: Setting, hard_weight: float, epochs: int, seed: int,
@@ -134,6 +112,63 @@ def run_search(configs, *, results_dir="results", log=print, **kwargs) -> list[d
             log(f"kdlib: {cfg.name}: {status} (recorded in {failed})")
             records.append(record)
     return records
+
+
+def search_table(results_dir="results", profile: str = "full", seeds=SEARCH_SEEDS) -> list[dict]:
+    """Every run of the search defined so far, one row per (stage, setting, hard weight, epochs):
+    ``{"stage", "family", "lr", "hard_weight", "epochs", "errors": [per seed or None],
+    "mean", "status"}``; ``status`` is "done", "running" (not every seed has finished),
+    or the failure ("diverged", "collapsed") of any seed. Never trains."""
+    from .experiments import ArtifactError, load_artifact
+    rows = []
+    for stage in (1, 2, 3):
+        grid = {1: [(s, STAGE1_HARD_WEIGHT, SEARCH_EPOCHS) for s in STAGE1],
+                2: [(s, h, SEARCH_EPOCHS) for s in STAGE2 for h in HARD_WEIGHTS],
+                3: [(s, h, LONG_EPOCHS) for s, h in STAGE3]}[stage]
+        for setting, hw, epochs in grid:
+            errors, curves, failed = [], [], None
+            for seed in seeds:
+                cfg = search_config(setting, hw, epochs, seed, profile)
+                path = failure_path(cfg, results_dir)
+                if path.exists():
+                    failed = read_json(path)["record"]["status"]
+                    errors.append(None)
+                    continue
+                try:
+                    res = load_artifact(cfg, results_dir)
+                except ArtifactError:
+                    errors.append(None)
+                    continue
+                errors.append(res.test_errors)
+                curves.append(res.metrics["test_errors_curve"])
+            done = [e for e in errors if e is not None]
+            rows.append({"stage": stage, "family": setting.family, "lr": setting.lr,
+                         "hard_weight": hw, "epochs": epochs, "errors": errors,
+                         "mean": sum(done) / len(done) if done and not failed else None,
+                         "curves": curves,
+                         "status": failed or ("done" if len(done) == len(seeds) else "running")})
+    return rows
+
+
+def best_rows(rows, stage: int, key=("family",)) -> list[dict]:
+    """Per group of ``key`` (e.g. each optimiser family), the finished row of ``stage`` with the
+    fewest mean errors, with ``bracketed``: whether a worse finished (or failed) value lies on
+    each side of it in its learning-rate (stage 1) or hard-weight (stage 2) grid."""
+    axis = "lr" if stage == 1 else "hard_weight"
+    out = []
+    groups: dict = {}
+    for r in rows:
+        if r["stage"] == stage:
+            groups.setdefault(tuple(r[k] for k in key), []).append(r)
+    for group in groups.values():
+        done = [r for r in group if r["mean"] is not None and r["status"] == "done"]
+        if not done:
+            continue
+        best = min(done, key=lambda r: r["mean"])
+        values = sorted(r[axis] for r in group)
+        inside = values[0] < best[axis] < values[-1]
+        out.append({**best, "bracketed": inside})
+    return sorted(out, key=lambda r: r["mean"])
 
 
 def main(argv=None) -> int:

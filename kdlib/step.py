@@ -203,7 +203,8 @@ class Step:
         self._clipped, self._clip_counted = 0, 0
         self.update = sgd_max_norm_update if optimizer == "sgd" else adam_update
         self.compiled = False
-        if compile:
+        if compile:  # one compilation per set of shapes; more than dynamo's default 8 per process
+            torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
             self.update, self.compiled = torch.compile(self.update, dynamic=False), True
 
     def _weight(self, i: int) -> torch.Tensor:
