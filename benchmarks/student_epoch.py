@@ -21,18 +21,17 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
 
-from kdlib.data import load_mnist, to_float  # noqa: E402
+from kdlib.data import load_mnist  # noqa: E402
 from kdlib.models import MLP  # noqa: E402
 from kdlib.provenance import provenance  # noqa: E402
 from kdlib.spec import Member, TrainSpec  # noqa: E402
-from kdlib.step import Step, adam_update, sgd_max_norm_update  # noqa: E402
+from kdlib.step import Step  # noqa: E402
 from kdlib.train import predict_logits, train  # noqa: E402
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
