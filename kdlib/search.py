@@ -40,7 +40,9 @@ STAGE1 = tuple([Setting("sgd", lr) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)]
                + [Setting("adam", lr) for lr in (1e-4, 3e-4, 1e-3, 3e-3)]
                # widened: 3e-3 had the fewest errors of Adam's first grid (129.5, at its edge)
                + [Setting("adam", lr) for lr in (1e-2,)]
-               + [Setting("hinton2012", lr) for lr in (0.1, 0.3, 1.0)])
+               + [Setting("hinton2012", lr) for lr in (0.1, 0.3, 1.0)]
+               # widened: 0.1 had the fewest errors of its first grid (141.5, at its edge)
+               + [Setting("hinton2012", lr) for lr in (0.03,)])
 #: Stage 2's settings: set from stage 1's results (empty until then).
 STAGE2: tuple = ()
 #: Stage 3's (setting, hard weight) finalists: set from stage 2's results (empty until then).
