@@ -1,0 +1,105 @@
+"""bfloat16 vs float32 accuracy parity on the validation split (issue: the student step at this
+CPU's floor, "parity, which main has never measured").
+
+``.venv/bin/python benchmarks/parity.py [--epochs 30] [--seeds 0 1 2] [--optimiser adam:0.003]
+[--hard-weight 0.1] [--results-dir benchmarks/results/parity]``
+
+For each seed, the 2x800 hard-label student and the 2x800 student distilled at T = 20 from the
+validation teacher (seed 0), both trained by the search recipe ``--optimiser`` for ``--epochs``
+epochs on the first 50,000 training images, once with bfloat16 GEMMs and once in float32
+(the same seed: the same initialisation and data order). Validation errors on the last 10,000
+images, a paired McNemar test per seed and pooled over seeds (``kdlib.verdicts``), and the
+difference of the means against the seed-to-seed spread. The runs are ordinary artifacts under
+``--results-dir`` (resumable, with provenance); the table goes to stdout and JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
+
+from kdlib.data import load_mnist  # noqa: E402
+from kdlib.experiments import run_configs  # noqa: E402
+from kdlib.recipes import Optimiser  # noqa: E402
+from kdlib.search import search_config  # noqa: E402
+from kdlib.spec import Member  # noqa: E402
+from kdlib.stats import mcnemar_exact, mean_sd  # noqa: E402
+from kdlib.verdicts import pooled_mcnemar  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def configs(optimiser: Optimiser, hard_weight: float, epochs: int, seeds, precision: str):
+    out = []
+    for s in seeds:
+        distilled = search_config(optimiser, hard_weight, epochs, s)
+        hard = replace(distilled, name=f"hard-{optimiser.label}-e{epochs}-s{s}", teacher_seed=None,
+                       member=Member(seed=s))
+        for cfg in (hard, distilled):
+            out.append(replace(cfg, experiment=f"parity-{precision}",
+                               spec=replace(cfg.spec, precision=precision)))
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--optimiser", default="adam:0.003", help="FAMILY:LR of kdlib.recipes.Optimiser")
+    p.add_argument("--hard-weight", type=float, default=0.1)
+    p.add_argument("--results-dir", type=Path, default=ROOT / "benchmarks/results/parity")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/parity.json")
+    args = p.parse_args(argv)
+    family, lr = args.optimiser.split(":")
+    optimiser = Optimiser(family, float(lr))
+    data = load_mnist()
+    labels = data.train_labels[50000:].numpy()
+    # the validation teacher is read from the project's results (never retrained here)
+    teacher_dir = args.results_dir / "full-validation" / "paper_teacher"
+    if not teacher_dir.exists():
+        teacher_dir.parent.mkdir(parents=True, exist_ok=True)
+        teacher_dir.symlink_to(ROOT / "results/full-validation/paper_teacher")
+    runs = {pr: run_configs(configs(optimiser, args.hard_weight, args.epochs, args.seeds, pr),
+                            results_dir=args.results_dir, data=data, allow_dirty=True)
+            for pr in ("bfloat16", "float32")}
+    rows = []
+    for kind, offset in (("hard-label", 0), ("distilled", 1)):
+        pairs = [(runs["bfloat16"][2 * i + offset], runs["float32"][2 * i + offset])
+                 for i in range(len(args.seeds))]
+        correct = {pr: [r.logits().argmax(-1) == labels for r in (pair[j] for pair in pairs)]
+                   for j, pr in enumerate(("bfloat16", "float32"))}
+        per_seed = [mcnemar_exact(a, b)[2] for a, b in zip(correct["bfloat16"], correct["float32"])]
+        pooled = pooled_mcnemar(correct["bfloat16"], correct["float32"])
+        errors = {pr: [int((~c).sum()) for c in correct[pr]] for pr in correct}
+        (m16, sd16), (m32, sd32) = mean_sd(errors["bfloat16"]), mean_sd(errors["float32"])
+        rows.append({"student": kind, "bfloat16_errors": errors["bfloat16"],
+                     "float32_errors": errors["float32"], "bfloat16_mean_sd": [m16, sd16],
+                     "float32_mean_sd": [m32, sd32], "mcnemar_p_per_seed": per_seed,
+                     "pooled_mcnemar": pooled,
+                     "difference_of_means": round(m16 - m32, 1),
+                     "seed_sd_float32": sd32,
+                     "wall_time_s": {pr: [r.metrics["wall_time_s"] for r in runs[pr][offset::2]]
+                                     for pr in runs}})
+    doc = {"optimiser": optimiser.label, "hard_weight": args.hard_weight, "epochs": args.epochs,
+           "seeds": args.seeds, "rows": rows,
+           "provenance": runs["bfloat16"][0].provenance}
+    args.out.write_text(json.dumps(doc, indent=1, default=lambda o: o.item()
+                                   if isinstance(o, np.generic) else str(o)))
+    print("| student | bfloat16 errors | float32 errors | McNemar p per seed | pooled p |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['student']} | {r['bfloat16_errors']} | {r['float32_errors']} | "
+              f"{', '.join(f'{p:.2f}' for p in r['mcnemar_p_per_seed'])} | "
+              f"{r['pooled_mcnemar']['p_value']:.2f} |")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
