@@ -87,7 +87,7 @@ def gradient_scale(temperatures, curves: dict[str, np.ndarray], hard_reference=N
 
 def error_curves(curves: dict[str, list[np.ndarray]], paper: dict[str, float] | None = None,
                  projections: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
-                 log_x: bool = False) -> Figure:
+                 log_x: bool = False, ylabel: str = "test errors (of 10,000)") -> Figure:
     """Test errors after each epoch: seed mean (line) and seed range (band), log scale.
 
     ``projections`` maps a label to (epochs, errors) of a fitted continuation, drawn dashed;
@@ -113,7 +113,7 @@ def error_curves(curves: dict[str, list[np.ndarray]], paper: dict[str, float] | 
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("test errors (of 10,000)")
+    ax.set_ylabel(ylabel)
     if paper:
         ax.plot([], [], "k:", label="paper's final value")
     ax.legend()

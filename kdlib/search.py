@@ -59,11 +59,16 @@ def search_spec(setting: Optimiser, epochs: int, width: int = 800) -> TrainSpec:
     return student_recipe(setting, epochs, width)
 
 
-def search_config(setting: Setting, hard_weight: float, epochs: int, seed: int,
+def search_config(setting: Setting, hard_weight: float | None, epochs: int, seed: int,
                   profile: str = "full") -> RunConfig:
     """One validation run of the search: the student of ``setting`` distilled at T = 20 from
-    the validation teacher of seed 0."""
+    the validation teacher of seed 0; ``hard_weight`` None: the same student on hard labels
+    only (no teacher), the reference every distilled setting must beat."""
     spec = _profile_spec(search_spec(setting, epochs), profile, epochs)
+    if hard_weight is None:
+        return RunConfig("student_search", f"{setting.label}-hard-e{epochs}-s{seed}",
+                         profile=profile, spec=spec, member=Member(seed=seed), validation=True,
+                         train_size=budget(profile).train_size, protocol=SEARCH_PROTOCOL)
     member = Member(seed=seed, temperature=DISTILL_TEMPERATURE, soft_weight=1.0,
                     hard_weight=hard_weight)
     return RunConfig("student_search", f"{setting.label}-hw{hard_weight:g}-e{epochs}-s{seed}",
@@ -76,9 +81,10 @@ def stage_configs(stage: int, profile: str = "full", seeds=SEARCH_SEEDS) -> list
     if stage == 1:
         grid = [(s, STAGE1_HARD_WEIGHT, SEARCH_EPOCHS) for s in STAGE1]
     elif stage == 2:
-        grid = [(s, h, SEARCH_EPOCHS) for s in STAGE2 for h in HARD_WEIGHTS]
+        grid = [(s, h, SEARCH_EPOCHS) for s in STAGE2 for h in (None, *HARD_WEIGHTS)]
     elif stage == 3:
         grid = [(s, h, LONG_EPOCHS) for s, h in STAGE3]
+        grid += [(s, None, LONG_EPOCHS) for s in dict.fromkeys(s for s, _ in STAGE3)]
     else:
         raise ValueError(f"the search has stages 1, 2 and 3, not {stage!r}")
     return [search_config(s, h, e, seed, profile) for s, h, e in grid for seed in seeds]
@@ -132,8 +138,9 @@ def search_table(results_dir="results", profile: str = "full", seeds=SEARCH_SEED
     rows = []
     for stage in (1, 2, 3):
         grid = {1: [(s, STAGE1_HARD_WEIGHT, SEARCH_EPOCHS) for s in STAGE1],
-                2: [(s, h, SEARCH_EPOCHS) for s in STAGE2 for h in HARD_WEIGHTS],
-                3: [(s, h, LONG_EPOCHS) for s, h in STAGE3]}[stage]
+                2: [(s, h, SEARCH_EPOCHS) for s in STAGE2 for h in (None, *HARD_WEIGHTS)],
+                3: [(s, h, LONG_EPOCHS) for s, h in STAGE3]
+                + [(s, None, LONG_EPOCHS) for s in dict.fromkeys(s for s, _ in STAGE3)]}[stage]
         for setting, hw, epochs in grid:
             errors, curves, failed = [], [], None
             for seed in seeds:
@@ -167,7 +174,7 @@ def best_rows(rows, stage: int, key=("family",)) -> list[dict]:
     out = []
     groups: dict = {}
     for r in rows:
-        if r["stage"] == stage:
+        if r["stage"] == stage and r["hard_weight"] is not None:  # distilled rows only
             groups.setdefault(tuple(r[k] for k in key), []).append(r)
     for group in groups.values():
         done = [r for r in group if r["mean"] is not None and r["status"] == "done"]
@@ -178,6 +185,32 @@ def best_rows(rows, stage: int, key=("family",)) -> list[dict]:
         inside = values[0] < best[axis] < values[-1]
         out.append({**best, "bracketed": inside})
     return sorted(out, key=lambda r: r["mean"])
+
+
+FAMILY_NAMES = {"sgd": "SGD, momentum 0.9", "adam": "Adam", "hinton2012": "Hinton et al. (2012) schedule"}
+
+
+def search_markdown_rows(rows) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the whole search for the book: every setting tried, in order."""
+    header = ["Stage", "Optimiser", "Learning rate", "Loss (T = 20)", "Epochs",
+              "Validation errors (seeds 0, 1)", "Mean"]
+    body = []
+    for r in rows:
+        errors = ", ".join("-" if e is None else str(e) for e in r["errors"])
+        mean = r["status"] if r["mean"] is None else f"{r['mean']:.1f}"
+        body.append([str(r["stage"]), FAMILY_NAMES[r["family"]], f"{r['lr']:g}",
+                     _hard(r["hard_weight"]), str(r["epochs"]), errors, mean])
+    return header, body
+
+
+def finalist_curves(rows) -> dict[str, list]:
+    """Validation errors after every epoch of each stage-3 finalist, by label."""
+    return {f"{FAMILY_NAMES[r['family']]} {r['lr']:g}, {_hard(r['hard_weight'])}": r["curves"]
+            for r in rows if r["stage"] == 3 and r["curves"]}
+
+
+def _hard(hard_weight) -> str:
+    return "hard labels only" if hard_weight is None else f"hard weight {hard_weight:g}"
 
 
 def main(argv=None) -> int:
