@@ -57,10 +57,13 @@ def test_a_run_that_diverges_is_recorded_not_hidden(tmp_path, monkeypatch):
 
 
 def test_best_rows_pick_the_fewest_mean_errors_and_say_whether_the_grid_brackets_them():
-    rows = [{"stage": 1, "family": "sgd", "lr": lr, "mean": m, "status": s}
+    rows = [{"stage": 1, "family": "sgd", "lr": lr, "mean": m, "status": s, "hard_weight": 0.1}
             for lr, m, s in ((0.001, 200, "done"), (0.01, 140, "done"), (0.1, None, "diverged"))]
-    rows += [{"stage": 1, "family": "adam", "lr": lr, "mean": m, "status": "done"}
+    rows += [{"stage": 1, "family": "adam", "lr": lr, "mean": m, "status": "done", "hard_weight": 0.1}
              for lr, m in ((1e-4, 180), (1e-3, 150))]
+    # a hard-labels-only reference (hard weight None) is never a candidate
+    rows += [{"stage": 1, "family": "adam", "lr": 1e-3, "mean": 100, "status": "done",
+              "hard_weight": None}]
     best = search.best_rows(rows, 1)
     assert [(r["family"], r["lr"], r["bracketed"]) for r in best] == \
         [("sgd", 0.01, True), ("adam", 1e-3, False)]
