@@ -144,7 +144,7 @@ def search_table(results_dir="results", profile: str = "full", seeds=SEARCH_SEED
                 2: [(s, h, SEARCH_EPOCHS) for s in STAGE2 for h in (None, *HARD_WEIGHTS)],
                 3: [(s, h, LONG_EPOCHS) for s, h in STAGE3]}[stage]
         for setting, hw, epochs in grid:
-            errors, curves, failed = [], [], None
+            errors, curves, failed, wall = [], [], None, 0.0
             for seed in seeds:
                 cfg = search_config(setting, hw, epochs, seed, profile)
                 path = failure_path(cfg, results_dir)
@@ -159,12 +159,14 @@ def search_table(results_dir="results", profile: str = "full", seeds=SEARCH_SEED
                     continue
                 errors.append(res.test_errors)
                 curves.append(res.metrics["test_errors_curve"])
+                wall += res.metrics["wall_time_s"]
             done = [e for e in errors if e is not None]
             rows.append({"stage": stage, "family": setting.family, "lr": setting.lr,
                          "hard_weight": hw, "epochs": epochs, "errors": errors,
                          "mean": sum(done) / len(done) if done and not failed else None,
-                         "curves": curves,
-                         "status": failed or ("done" if len(done) == len(seeds) else "running")})
+                         "curves": curves, "wall_s": wall,
+                         "status": failed or ("done" if len(done) == len(seeds)
+                                              else "running" if done else "not run")})
     return rows
 
 
