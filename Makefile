@@ -80,15 +80,27 @@ bench-compare: venv
 ## make full-runs: every experiment of the full profile through the CLI (resumable); first the
 ## validation-split sweeps that chose the protocol's hard-label weight and student epochs
 ## (kdlib/protocols.py; python -m kdlib select prints the choices)
+## RESULTS=DIR: the artifact folder of full-runs, search and reproduce (default results/; a
+## fresh folder trains everything there and leaves the committed results/ untouched)
+RESULTS     ?= results
 full-runs: venv
-	$(PY) -m kdlib hard_weight student_epochs --validation --profile $(PROFILE) --device $(DEVICE)
-	$(PY) -m kdlib all --profile $(PROFILE) --device $(DEVICE)
+	$(PY) -m kdlib hard_weight student_epochs --validation --profile $(PROFILE) --device $(DEVICE) --results-dir $(RESULTS)
+	$(PY) -m kdlib all --profile $(PROFILE) --device $(DEVICE) --results-dir $(RESULTS)
 
-## make reproduce PROFILE=full DEVICE=cuda [SEEDS=0,1,2] [FORCE=1]: rerun every notebook with papermill
+## make search [PROFILE=full] [RESULTS=DIR]: the staged student-recipe search on the validation
+## split (kdlib/search.py: optimiser and learning rate, hard-label weight, long finalists)
+.PHONY: search
+search: venv
+	for stage in 1 2 3; do $(PY) -m kdlib.search $$stage --profile $(PROFILE) --device $(DEVICE) \
+	  --results-dir $(RESULTS) || exit 1; done
+
+## make reproduce PROFILE=full DEVICE=cuda [SEEDS=0,1,2] [FORCE=1] [RESULTS=DIR]: rerun every
+## notebook with papermill, reading (and on the smoke profile training) the runs in RESULTS
 reproduce: venv
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb"; \
 	  $(VENV)/bin/papermill --cwd notebooks $$nb $$nb.tmp -p profile $(PROFILE) -p device $(DEVICE) \
+	    $(if $(filter command line environment,$(origin RESULTS)),-p results_dir $(abspath $(RESULTS)),) \
 	    $(if $(FORCE),-p force True,) $(if $(SEEDS),-y "seeds: [$(SEEDS)]",) -k python3 \
 	    && mv $$nb.tmp $$nb || exit 1; \
 	done
