@@ -251,12 +251,24 @@ def soft_only_configs(profile, seeds, validation=False):
             for s in seeds]
 
 
+def _sweep_budget(p):
+    """(hard weight, epochs) of the sweeps: protocols 1-2 kept the a-priori 0.1 and 20 epochs;
+    protocol 3's sweeps use its chosen recipe (None: the protocol's choice)."""
+    return (SWEEP_HARD_WEIGHT, SWEEP_EPOCHS) if p.optimiser is None else (None, None)
+
+
 def baseline_configs(profile, seeds, validation=False):
     """Hard-label students of every sweep width for the sweeps' epochs: the baseline that each
-    width's temperature sweep is compared with (no teacher, so the same under every protocol)."""
-    return [RunConfig("baseline", f"w{w}-hard-s{s}",
-                      spec=_profile_spec(replace(STUDENT, widths=(w, w)), profile, SWEEP_EPOCHS),
-                      member=Member(seed=s), **_common(profile, validation))
+    width's temperature sweep is compared with (no teacher; protocols 1-2 share the fixed SGD
+    recipe, protocol 3 uses its chosen optimiser and epochs)."""
+    p = protocol()
+    if p.optimiser is None:
+        return [RunConfig("baseline", f"w{w}-hard-s{s}",
+                          spec=_profile_spec(replace(STUDENT, widths=(w, w)), profile, SWEEP_EPOCHS),
+                          member=Member(seed=s), **_common(profile, validation))
+                for w in budget(profile).sweep_widths for s in seeds]
+    return [RunConfig("baseline", f"w{w}-hard-s{s}", spec=_profile_spec(distill_spec(w), profile),
+                      member=Member(seed=s), protocol=p.number, **_common(profile, validation))
             for w in budget(profile).sweep_widths for s in seeds]
 
 
@@ -264,9 +276,10 @@ def temperature_configs(profile, seeds, validation=False):
     """Widths 800/300/30 over the T grid, every seed (Section 3); the protocol says whether all
     distil from teacher seed 0 (protocol 1) or each from its own seed's teacher."""
     b, p = budget(profile), protocol()
+    hard_weight, epochs = _sweep_budget(p)
     return [_distilled("temperature", f"w{w}-T{t:g}-s{s}", profile, s, validation,
                        teacher_seed=p.sweep_teacher_seed, width=w, temperature=t,
-                       hard_weight=SWEEP_HARD_WEIGHT, epochs=SWEEP_EPOCHS, logits_dtype="float16")
+                       hard_weight=hard_weight, epochs=epochs, logits_dtype="float16")
             for w in b.sweep_widths for t in b.temperatures for s in seeds]
 
 
@@ -277,7 +290,7 @@ def hard_weight_configs(profile, seeds, validation=False):
     teacher = seeds[0] if validation else p.sweep_teacher_seed
     seeds = seeds[:1] if validation and p.number == 1 else seeds
     return [_distilled("hard_weight", f"hw{h:g}-s{s}", profile, s, validation, teacher_seed=teacher,
-                       hard_weight=h, epochs=SWEEP_EPOCHS, logits_dtype="float16")
+                       hard_weight=h, epochs=_sweep_budget(p)[1], logits_dtype="float16")
             for h in budget(profile).hard_weights or p.hard_weights for s in seeds]
 
 
