@@ -66,9 +66,12 @@ test-browser: book
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }
 	$(PY) -m pytest -q -p no:cacheprovider tests/browser/check_book.py
 
-## make bench: speed of kdlib's loop vs a conventional loop, and stacked sweeps (not a test)
+## make bench: speed of kdlib's loop vs a conventional loop, stacked sweeps, and the student epoch in
+## float32 vs bfloat16 against its floor (benchmarks/student_epoch.py; not a test)
 bench: venv
 	$(PY) benchmarks/bench.py --out benchmarks/out/bench-$$(hostname)-$(DEVICE).json --device $(DEVICE)
+	$(PY) benchmarks/student_epoch.py --threads 1 --out benchmarks/out/student-epoch-$$(hostname)-1thread.json
+	$(PY) benchmarks/student_epoch.py --threads 2 --out benchmarks/out/student-epoch-$$(hostname)-2threads.json
 
 ## make bench-compare [OLD=653f1ed]: epoch time now vs commit OLD, side by side, fresh processes,
 ## 1 thread, 3 rounds (10-20 min on a busy 2-core CPU); writes benchmarks/results/compare-<host>.json
