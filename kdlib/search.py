@@ -227,18 +227,29 @@ def _hard(hard_weight) -> str:
 
 
 def main(argv=None) -> int:
-    """``python -m kdlib.search STAGE [--profile P] [--shard I/N] [--results-dir D]``."""
+    """``python -m kdlib.search STAGE [--profile P] [--shard I/N] [--results-dir D]``, or
+    ``python -m kdlib.search table``: every run so far and each stage's best (never trains)."""
     import argparse
     p = argparse.ArgumentParser(prog="python -m kdlib.search", description=__doc__.split("\n\n")[0])
-    p.add_argument("stage", type=int, choices=(1, 2, 3))
+    p.add_argument("stage", choices=("1", "2", "3", "table"))
     p.add_argument("--profile", default="full")
     p.add_argument("--shard", default="0/1", help="I/N: every N-th run from the I-th (one per core)")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    if args.stage == "table":
+        from .results import markdown_table
+        rows = search_table(args.results_dir, args.profile)
+        print(markdown_table(*search_markdown_rows(rows)))
+        for stage in (1, 2, 3):
+            for r in best_rows(rows, stage):
+                print(f"stage {stage}: best {r['family']} lr {r['lr']:g} hard weight "
+                      f"{r['hard_weight']:g} epochs {r['epochs']}: {r['mean']:.1f}"
+                      f"{'' if r['bracketed'] else ' (at the grid edge)'}")
+        return 0
     i, n = (int(v) for v in args.shard.split("/"))
-    configs = stage_configs(args.stage, args.profile)[i::n]
+    configs = stage_configs(int(args.stage), args.profile)[i::n]
     for r in run_search(configs, results_dir=args.results_dir, device=args.device,
                         progress=not args.no_progress):
         print(f"{r['name']:36s} {r['status']:9s} {r['errors']}", flush=True)
