@@ -56,10 +56,12 @@ def update_readme(readme="README.md", results_dir=None, profile: str = "full") -
     rows = claims_table(results_dir, profile)
     runs = provenance_rows(results_dir, profile)
     seeds = sorted({r["seed"] for r in runs})
+    single = any("(1 seed)" in str(r.get("ours", "")) for r in rows)
     table = (f"Generated from `results/{profile}/` by `python -m kdlib.report --readme` "
              f"({len(runs)} runs, seeds {', '.join(map(str, seeds))}, "
-             f"{total_compute_hours(runs)} h of compute; where only one seed exists the "
-             "spread is not yet measured). Details, figures and the verdict rules: "
+             f"{total_compute_hours(runs)} h of compute"
+             f"{'; where only one seed exists the spread is not yet measured' if single else ''}"
+             "). Details, figures and the verdict rules: "
              "`notebooks/05_results.ipynb`.\n\n" + claims_markdown(rows)
              + "\n\n" + beyond_block(results_dir, profile))
     _replace_marked(path, table)
