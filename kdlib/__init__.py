@@ -1,6 +1,7 @@
 """kdlib: a small, fast library for Hinton, Vinyals & Dean (2015), Distilling the Knowledge
 in a Neural Network, on MNIST. Modules: data, models, losses, step, train, evaluate,
-experiments, results, bias_shift, verdicts, claims, stats, plots, report."""
+experiments, search (the student-recipe search on the validation split), results, bias_shift,
+verdicts, claims, stats, plots, report."""
 
 __version__ = "0.1.0"
 #: Bump when a change alters what a run computes; older artifacts are then retrained.
