@@ -145,6 +145,10 @@ def protocol_table() -> tuple[list[str], list[list[str]]]:
                                                   }[p.teacher],
             "Teacher seed of the sweeps": lambda p: ("0 for every student seed" if p.sweep_teacher_seed == 0
                                                      else "the student's own seed"),
+            "Student optimiser": lambda p: ("SGD, learning rate 0.1, momentum 0.9 (fixed a priori)"
+                                            if p.optimiser is None else
+                                            f"{p.optimiser[0]}, learning rate {p.optimiser[1]:g} "
+                                            "(chosen on the validation split)"),
             "Hard-label weight": lambda p: text(p.hard_weight),
             "Hard-weight grid (validation)": lambda p: ", ".join(f"{w:g}" for w in p.hard_weights),
             "Student epochs": lambda p: text(p.student_epochs),
