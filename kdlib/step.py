@@ -287,19 +287,22 @@ class Step:
                                                        soft_weight, hard_weight)
         grads = self.backward(grad_logits, saved)
         self.updates += 1
-        args = self._update_args(grads, logits.device)
+        self._apply_update(self._update_args(grads, logits.device))
+        return loss
+
+    def _apply_update(self, args) -> None:
+        """The update; if its compilation fails (before anything is written), run it eagerly."""
         try:
             self.update(*args)
-        except Exception as e:  # compilation failed before anything was written: run eagerly
+        except Exception as e:
             if not self.compiled:
                 raise
             warnings.warn(f"kdlib: torch.compile of the update failed ({type(e).__name__}: "
                           f"{str(e).splitlines()[0][:200]}); running it uncompiled",
-                          RuntimeWarning, stacklevel=2)
+                          RuntimeWarning, stacklevel=3)
             self.update = sgd_max_norm_update if self.optimizer == "sgd" else adam_update
             self.compiled = False
             self.update(*args)
-        return loss
 
     @torch.no_grad()
     def apply_max_norm(self) -> None:
