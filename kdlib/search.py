@@ -196,13 +196,14 @@ def best_rows(rows, stage: int, key=("family",)) -> list[dict]:
     return sorted(out, key=lambda r: r["mean"])
 
 
+SHORT_NAMES = {"sgd": "SGD", "adam": "Adam", "hinton2012": "Hinton 2012"}
 FAMILY_NAMES = {"sgd": "SGD, momentum 0.9", "adam": "Adam", "hinton2012": "Hinton et al. (2012) schedule"}
 
 
 def search_markdown_rows(rows) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of the whole search for the book: every setting tried, in order."""
-    header = ["Stage", "Optimiser", "Learning rate", "Loss (T = 20)", "Epochs",
-              "Validation errors (seeds 0, 1)", "Mean"]
+    """(header, rows) of the whole search for the book: every setting tried, in order (errors:
+    validation errors of seeds 0 and 1; "labels only": no soft term)."""
+    header = ["Stage", "Optimiser", "Rate", "Hard weight", "Epochs", "Errors", "Mean"]
     body, shown = [], set()
     for r in rows:
         setting = (r["family"], r["lr"], r["hard_weight"], r["epochs"])
@@ -211,14 +212,15 @@ def search_markdown_rows(rows) -> tuple[list[str], list[list[str]]]:
         shown.add(setting)
         errors = ", ".join("-" if e is None else str(e) for e in r["errors"])
         mean = r["status"] if r["mean"] is None else f"{r['mean']:.1f}"
-        body.append([str(r["stage"]), FAMILY_NAMES[r["family"]], f"{r['lr']:g}",
-                     _hard(r["hard_weight"]), str(r["epochs"]), errors, mean])
+        body.append([str(r["stage"]), SHORT_NAMES[r["family"]], f"{r['lr']:g}",
+                     "labels only" if r["hard_weight"] is None else f"{r['hard_weight']:g}",
+                     str(r["epochs"]), errors, mean])
     return header, body
 
 
 def finalist_curves(rows) -> dict[str, list]:
     """Validation errors after every epoch of each stage-3 finalist, by label."""
-    return {f"{FAMILY_NAMES[r['family']]} {r['lr']:g}, {_hard(r['hard_weight'])}": r["curves"]
+    return {f"{SHORT_NAMES[r['family']]} at {r['lr']:g}, {_hard(r['hard_weight'])}": r["curves"]
             for r in rows if r["stage"] == 3 and r["epochs"] == LONG_EPOCHS and r["curves"]}
 
 
