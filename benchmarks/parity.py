@@ -62,12 +62,17 @@ def main(argv=None) -> int:
     labels = data.train_labels[50000:].numpy()
     # the validation teacher is read from the project's results (never retrained here)
     teacher_dir = args.results_dir / "full-validation" / "paper_teacher"
-    if not teacher_dir.exists():
+    linked = not teacher_dir.exists()
+    if linked:  # a link for the run only: never committed
         teacher_dir.parent.mkdir(parents=True, exist_ok=True)
         teacher_dir.symlink_to(ROOT / "results/full-validation/paper_teacher")
-    runs = {pr: run_configs(configs(optimiser, args.hard_weight, args.epochs, args.seeds, pr),
-                            results_dir=args.results_dir, data=data, allow_dirty=True)
-            for pr in ("bfloat16", "float32")}
+    try:
+        runs = {pr: run_configs(configs(optimiser, args.hard_weight, args.epochs, args.seeds, pr),
+                                results_dir=args.results_dir, data=data, allow_dirty=True)
+                for pr in ("bfloat16", "float32")}
+    finally:
+        if linked:
+            teacher_dir.unlink()
     rows = []
     for kind, offset in (("hard-label", 0), ("distilled", 1)):
         pairs = [(runs["bfloat16"][2 * i + offset], runs["float32"][2 * i + offset])
