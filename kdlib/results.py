@@ -282,7 +282,8 @@ def recipe_table() -> tuple[list[str], list[list[str]]]:
         return f"SGD, momentum {s.momentum:g}{rising}, batch {s.batch_size}"
 
     def learning_rate(s):
-        decay = (f", times {s.lr_decay:g} after each epoch (Hinton et al. 2012)"
+        decay = (f", times {s.lr_decay:g} after each epoch (the schedule of Hinton et al. 2012, "
+                 "who start at 10)"
                  if s.schedule == "hinton2012" else ", cosine decay to 0")
         warmup = f" after a {s.warmup_epochs}-epoch warm-up" if s.warmup_epochs else ""
         clip = f"; gradient norm clipped at {s.max_grad_norm:g}" if s.max_grad_norm else ""
