@@ -24,7 +24,7 @@ from __future__ import annotations
 from .checks import TrainingCollapsed, TrainingDiverged
 from .io import read_json, write_json
 from .recipes import DISTILL_TEMPERATURE, Optimiser, RunConfig, _profile_spec, budget, student_recipe
-from .spec import Member, TrainSpec
+from .spec import Member
 
 SEARCH_EPOCHS = 30
 SEARCH_SEEDS = (0, 1)
@@ -63,17 +63,12 @@ STAGE2: tuple = (Setting("adam", 3e-3), Setting("sgd", 3e-2))
 STAGE3: tuple = ((Setting("adam", 3e-3), 10.0), (Setting("sgd", 3e-2), 10.0))
 
 
-def search_spec(setting: Optimiser, epochs: int, width: int = 800) -> TrainSpec:
-    """The student recipe of ``setting`` (``kdlib.recipes.student_recipe``)."""
-    return student_recipe(setting, epochs, width)
-
-
 def search_config(setting: Setting, hard_weight: float | None, epochs: int, seed: int,
                   profile: str = "full") -> RunConfig:
     """One validation run of the search: the student of ``setting`` distilled at T = 20 from
     the validation teacher of seed 0; ``hard_weight`` None: the same student on hard labels
     only (no teacher), the reference every distilled setting must beat."""
-    spec = _profile_spec(search_spec(setting, epochs), profile, epochs)
+    spec = _profile_spec(student_recipe(setting, epochs), profile, epochs)
     if hard_weight is None:
         return RunConfig("student_search", f"{setting.label}-hard-e{epochs}-s{seed}",
                          profile=profile, spec=spec, member=Member(seed=seed), validation=True,
@@ -85,17 +80,20 @@ def search_config(setting: Setting, hard_weight: float | None, epochs: int, seed
                      train_size=budget(profile).train_size, protocol=SEARCH_PROTOCOL)
 
 
+def stage_grid(stage: int) -> list[tuple]:
+    """The (setting, hard weight or None, epochs) of one stage (1, 2 or 3) defined so far."""
+    if stage == 1:
+        return [(s, STAGE1_HARD_WEIGHT, SEARCH_EPOCHS) for s in STAGE1]
+    if stage == 2:
+        return [(s, h, SEARCH_EPOCHS) for s in STAGE2 for h in (None, *HARD_WEIGHTS)]
+    if stage == 3:
+        return [(s, h, e) for s, h in STAGE3 for e in STAGE3_EPOCHS]
+    raise ValueError(f"the search has stages 1, 2 and 3, not {stage!r}")
+
+
 def stage_configs(stage: int, profile: str = "full", seeds=SEARCH_SEEDS) -> list[RunConfig]:
     """The runs of one stage (1, 2 or 3) that its grids define so far."""
-    if stage == 1:
-        grid = [(s, STAGE1_HARD_WEIGHT, SEARCH_EPOCHS) for s in STAGE1]
-    elif stage == 2:
-        grid = [(s, h, SEARCH_EPOCHS) for s in STAGE2 for h in (None, *HARD_WEIGHTS)]
-    elif stage == 3:
-        grid = [(s, h, e) for s, h in STAGE3 for e in STAGE3_EPOCHS]
-    else:
-        raise ValueError(f"the search has stages 1, 2 and 3, not {stage!r}")
-    return [search_config(s, h, e, seed, profile) for s, h, e in grid for seed in seeds]
+    return [search_config(s, h, e, seed, profile) for s, h, e in stage_grid(stage) for seed in seeds]
 
 
 def search_configs(profile: str = "full", seeds=SEARCH_SEEDS, validation: bool = True):
@@ -145,10 +143,7 @@ def search_table(results_dir="results", profile: str = "full", seeds=SEARCH_SEED
     from .experiments import ArtifactError, load_artifact
     rows = []
     for stage in (1, 2, 3):
-        grid = {1: [(s, STAGE1_HARD_WEIGHT, SEARCH_EPOCHS) for s in STAGE1],
-                2: [(s, h, SEARCH_EPOCHS) for s in STAGE2 for h in (None, *HARD_WEIGHTS)],
-                3: [(s, h, e) for s, h in STAGE3 for e in STAGE3_EPOCHS]}[stage]
-        for setting, hw, epochs in grid:
+        for setting, hw, epochs in stage_grid(stage):
             errors, curves, failed, wall = [], [], None, 0.0
             for seed in seeds:
                 cfg = search_config(setting, hw, epochs, seed, profile)
