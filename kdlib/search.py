@@ -40,30 +40,26 @@ STAGE3_EPOCHS = (15, 30, 60, 120, LONG_EPOCHS)
 #: The protocol whose recipe the search chooses (kdlib.protocols).
 SEARCH_PROTOCOL = 3
 
-
-Setting = Optimiser  # one optimiser setting of the search
-
-
-STAGE1 = tuple([Setting("sgd", lr) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)]
-               + [Setting("adam", lr) for lr in (1e-4, 3e-4, 1e-3, 3e-3)]
+STAGE1 = tuple([Optimiser("sgd", lr) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)]
+               + [Optimiser("adam", lr) for lr in (1e-4, 3e-4, 1e-3, 3e-3)]
                # widened: 3e-3 had the fewest errors of Adam's first grid (129.5, at its edge)
-               + [Setting("adam", lr) for lr in (1e-2,)]
-               + [Setting("hinton2012", lr) for lr in (0.1, 0.3, 1.0)]
+               + [Optimiser("adam", lr) for lr in (1e-2,)]
+               + [Optimiser("hinton2012", lr) for lr in (0.1, 0.3, 1.0)]
                # widened: 0.1 had the fewest errors of its first grid (141.5, at its edge)
-               + [Setting("hinton2012", lr) for lr in (0.03,)])
+               + [Optimiser("hinton2012", lr) for lr in (0.03,)])
 #: Stage 2's settings: the two best families of stage 1, each at its best (bracketed) rate.
 #: Stage 1's means over seeds 0-1 (validation errors after 30 epochs, hard weight 0.1): Adam
 #: 3e-3 129.5 (1e-3 141.5, 1e-2 149.0), SGD 0.03 138.0 (0.01 144.5, 0.1 diverged), Hinton-2012
 #: 0.1 141.5 (0.03 171.5, 0.3 collapsed, 1 diverged).
-STAGE2: tuple = (Setting("adam", 3e-3), Setting("sgd", 3e-2))
+STAGE2: tuple = (Optimiser("adam", 3e-3), Optimiser("sgd", 3e-2))
 #: Stage 3's (setting, hard weight) finalists: each stage-2 setting at its best hard weight,
 #: bracketed (means over seeds 0-1 after 30 epochs): Adam 3e-3 at 10: 120.5 (3: 126.0,
 #: 30: 127.5); SGD 0.03 at 10: 125.0 (3: 130.0, 30: diverged). Their hard-label references run
 #: at stage 2's budget only (compute): the test-set runs compare with labels at full length.
-STAGE3: tuple = ((Setting("adam", 3e-3), 10.0), (Setting("sgd", 3e-2), 10.0))
+STAGE3: tuple = ((Optimiser("adam", 3e-3), 10.0), (Optimiser("sgd", 3e-2), 10.0))
 
 
-def search_config(setting: Setting, hard_weight: float | None, epochs: int, seed: int,
+def search_config(setting: Optimiser, hard_weight: float | None, epochs: int, seed: int,
                   profile: str = "full") -> RunConfig:
     """One validation run of the search: the student of ``setting`` distilled at T = 20 from
     the validation teacher of seed 0; ``hard_weight`` None: the same student on hard labels
