@@ -123,8 +123,9 @@ def _run(names, order, args) -> int:
                       allow_dirty=args.allow_dirty)
         for r in results:
             how = "loaded" if r.loaded else "trained"
-            print(f"{name:12s} {r.config['name']:22s} test errors {r.test_errors:5d} "
-                  f"/ {r.metrics['test_size']}  ({how}: {r.path})")
+            outcome = (f"{r.status:>17s}" if r.test_errors is None
+                       else f"test errors {r.test_errors:5d} / {r.metrics['test_size']}")
+            print(f"{name:12s} {r.config['name']:22s} {outcome}  ({how}: {r.path})")
     return 0
 
 

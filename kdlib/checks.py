@@ -14,11 +14,20 @@ import torch
 
 from .io import ArtifactError, read_torch
 
-class TrainingDiverged(RuntimeError):
+class TrainingFailed(RuntimeError):
+    """A run that cannot go on; ``members``: the indices of the stack's members that failed
+    (the others were still training well)."""
+
+    def __init__(self, message: str, members: list[int] | None = None):
+        super().__init__(message)
+        self.members = members or []
+
+
+class TrainingDiverged(TrainingFailed):
     """The loss became NaN or infinite."""
 
 
-class TrainingCollapsed(RuntimeError):
+class TrainingCollapsed(TrainingFailed):
     """A member's predictions collapsed onto one class (or mostly one class, mostly wrong)."""
 
 
@@ -99,18 +108,21 @@ def check_collapse(predictions: torch.Tensor, labels: torch.Tensor,
             f"{last_checkpoint(checkpoint_path)}. "
             "The network stopped learning: lower the learning rate, use a longer warm-up "
             "(warmup_epochs), a lower temperature, or clip gradients with TrainSpec.max_grad_norm "
-            f"(e.g. {RECOMMENDED_MAX_GRAD_NORM:g}).")
+            f"(e.g. {RECOMMENDED_MAX_GRAD_NORM:g}).", [k for k, line in enumerate(found) if line])
 
 
 def check_divergence(parameters, epoch_loss: list[float], epoch: int, desc: str,
                      checkpoint_path: Path | None) -> None:
     """Raise TrainingDiverged if the loss of epoch ``epoch`` (1-based) or a weight is NaN/inf."""
-    finite_weights = all(bool(torch.isfinite(p).all()) for p in parameters)
-    finite_loss = all(math.isfinite(v) for v in epoch_loss)
-    if not (finite_weights and finite_loss):
+    finite = [math.isfinite(v) for v in epoch_loss]  # per member; parameters are (K, ...)
+    finite_loss = all(finite)
+    for p in parameters:
+        finite = [f and bool(ok) for f, ok in zip(finite, torch.isfinite(p).flatten(1).all(1))]
+    if not all(finite):
         raise TrainingDiverged(f"{desc}: {'weights' if finite_loss else 'loss'} became NaN/inf "
                                f"in epoch {epoch} (loss per member: {epoch_loss}); "
-                               f"{last_checkpoint(checkpoint_path)}. Lower the learning rate.")
+                               f"{last_checkpoint(checkpoint_path)}. Lower the learning rate.",
+                               [k for k, f in enumerate(finite) if not f])
 
 
 def last_checkpoint(path: Path | None) -> str:

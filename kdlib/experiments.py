@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import TrainingFailed, TrainingDiverged
 from .data import MNIST, load_mnist, transfer_mask
 from .evaluate import confusion_matrix, count_errors, per_class_errors
 from .io import (ArtifactError, check_writable, exclusive_lock, read_json, read_npz, read_torch, write_json,
@@ -52,6 +53,48 @@ class RunResult:
         """Logits on every training image (runs with a reduced transfer set only), else None."""
         npz = read_npz(self.path.with_suffix(".npz"))
         return npz["train_logits"].astype(np.float32) if "train_logits" in npz else None
+
+
+@dataclass
+class FailedRun:
+    """A run that diverged or collapsed: a result, recorded in ``<name>.failed.json`` (its
+    config, hash and a record ``{"name", "status", "errors": None, "curve": [], "message"}``),
+    never retried unless forced."""
+
+    config: dict
+    record: dict
+    path: Path
+    loaded: bool = False
+    test_errors = None
+
+    @property
+    def status(self) -> str:
+        return self.record["status"]
+
+
+def failure_path(cfg: RunConfig, results_dir) -> Path:
+    return artifact_path(cfg, results_dir).with_suffix(".failed.json")
+
+
+def load_failure(cfg: RunConfig, results_dir) -> FailedRun | None:
+    """The recorded failure of ``cfg``, if it failed with this very config."""
+    path = failure_path(cfg, results_dir)
+    if not path.exists():
+        return None
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("config_hash") != cfg.hash:
+        return None
+    return FailedRun(doc["config"], doc["record"], path, loaded=True)
+
+
+def _record_failure(cfg: RunConfig, results_dir, error: TrainingFailed, log) -> FailedRun:
+    status = "diverged" if isinstance(error, TrainingDiverged) else "collapsed"
+    record = {"name": cfg.name, "status": status, "errors": None, "curve": [],
+              "message": " ".join(str(error).split())[:500]}
+    path = failure_path(cfg, results_dir)
+    write_json(path, {"config": cfg.to_dict(), "config_hash": cfg.hash, "record": record})
+    log(f"kdlib: {cfg.name}: {status} (recorded in {path})")
+    return FailedRun(cfg.to_dict(), record, path)
 
 
 def artifact_path(cfg: RunConfig, results_dir) -> Path:
@@ -136,8 +179,12 @@ def load_teacher(cfg_teacher: RunConfig, results_dir, device) -> MLP:
 def run_configs(configs: list[RunConfig], *, device="cpu", results_dir="results",
                 force: bool = False, progress: bool = True, data: MNIST | None = None,
                 data_root=None, verify_data: bool = True, log=print,
-                allow_dirty: bool = False) -> list[RunResult]:
+                allow_dirty: bool = False) -> list[RunResult | FailedRun]:
     """Load or train every config (teachers they need first); results in the given order.
+
+    A run that diverges or collapses is a result (``FailedRun``, recorded on disk and loaded,
+    not retried, unless ``force``); the members of its stack that were training well are
+    trained again without it.
 
     Profile "full" runs are not trained from a working tree with uncommitted changes to
     kdlib/ (``kdlib.provenance.DirtyTreeError``) unless ``allow_dirty``. A group of runs
@@ -149,6 +196,10 @@ def run_configs(configs: list[RunConfig], *, device="cpu", results_dir="results"
     pending: list[RunConfig] = []
     for cfg in configs:
         if not force:
+            failed = load_failure(cfg, results_dir)
+            if failed is not None:
+                results[cfg] = failed
+                continue
             try:
                 results[cfg] = load_artifact(cfg, results_dir)
                 continue
@@ -206,7 +257,7 @@ def _train_group_locked(group: list[RunConfig], data: MNIST, device, results_dir
         if done:
             log(f"kdlib: {', '.join(c.name for c in done)}: written by another process; loaded")
         if rest == group:
-            trained = _train_group(group, data, device, results_dir, progress, log)
+            trained = _train_or_record(group, data, device, results_dir, progress, log)
         else:
             trained = _train_group_locked(rest, data, device, results_dir, progress, log, force) \
                 if rest else []
@@ -214,22 +265,40 @@ def _train_group_locked(group: list[RunConfig], data: MNIST, device, results_dir
     return [done[c] for c in group]
 
 
+def _train_or_record(group: list[RunConfig], data: MNIST, device, results_dir, progress, log):
+    """``_train_group``; members that diverge or collapse are recorded, the rest trained again
+    as a stack of their own (a stack computes what separate runs would)."""
+    try:
+        return _train_group(group, data, device, results_dir, progress, log)
+    except TrainingFailed as e:
+        failed = set(e.members) or set(range(len(group)))
+        out = {k: _record_failure(group[k], results_dir, e, log) for k in failed}
+        rest = [k for k in range(len(group)) if k not in failed]
+        if rest:
+            log(f"kdlib: training again without the failed runs: {', '.join(group[k].name for k in rest)}")
+            out.update(zip(rest, _train_or_record([group[k] for k in rest], data, device,
+                                                  results_dir, progress, log)))
+        return [out[k] for k in range(len(group))]
+
+
 def _train_group(group: list[RunConfig], data: MNIST, device, results_dir, progress, log):
     first = group[0]
     tr_x, tr_y, te_x, te_y = _splits(data, first)
     mask = transfer_mask(tr_y, first.transfer)
     tr_x, tr_y = tr_x[mask], tr_y[mask]
-    teacher_logits = None
+    teacher_logits = teacher = None
     if first.teacher_seed is not None:
         teacher = load_teacher(teacher_config_of(first), results_dir, device)
         teacher_logits = predict_logits(teacher, tr_x)[0]  # cached once, un-jittered
+    labels_batches = teacher if first.spec.jitter and teacher is not None else None
     names = ", ".join(c.name for c in group)
     log(f"kdlib: training {first.experiment} [{names}] on {len(tr_x)} examples, "
         f"{first.spec.epochs} epochs, device {device}")
     ckpt = checkpoint_path(group, results_dir)
-    result = train(tr_x, tr_y, first.spec, [c.member for c in group], teacher_logits=teacher_logits,
-                   eval_images=te_x, eval_labels=te_y, checkpoint_path=ckpt, progress=progress,
-                   desc=f"{first.experiment} ({len(group)})")
+    result = train(tr_x, tr_y, first.spec, [c.member for c in group],
+                   teacher_logits=None if labels_batches is not None else teacher_logits,
+                   teacher=labels_batches, eval_images=te_x, eval_labels=te_y,
+                   checkpoint_path=ckpt, progress=progress, desc=f"{first.experiment} ({len(group)})")
     logits = predict_logits(result.model, te_x)  # (K, N, C)
     train_logits = None
     if first.transfer != "all":  # every training image, also those left out of the transfer set

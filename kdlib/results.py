@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import protocols
-from .experiments import RunResult, artifact_path, load_artifact, run_configs
+from .experiments import FailedRun, RunResult, artifact_path, load_artifact, load_failure, run_configs
 from .recipes import DEFAULT_SEEDS, EXPERIMENTS, configs_for
 from .io import ArtifactError
 
@@ -47,8 +47,9 @@ def load_or_run(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, 
             pass
     with warnings.catch_warnings():  # tqdm.auto warns inside kernels without ipywidgets
         warnings.filterwarnings("ignore", message="IProgress not found")
-        return run_configs(configs, device=device, results_dir=results_dir, force=force,
+        runs = run_configs(configs, device=device, results_dir=results_dir, force=force,
                            progress=False, log=log.info)
+    return [r for r in runs if isinstance(r, RunResult)]  # failures: ``load_failures``
 
 
 def load_runs(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, train: bool,
@@ -70,6 +71,14 @@ def load_available(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
     """
     return _load_existing(configs_for(experiment, profile, seeds, validation),
                           resolve_results_dir(results_dir))
+
+
+def load_failures(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
+                  results_dir=None, validation: bool = False) -> list[FailedRun]:
+    """The runs of an experiment that diverged or collapsed (recorded failures); never trains."""
+    results_dir = resolve_results_dir(results_dir)
+    found = (load_failure(c, results_dir) for c in configs_for(experiment, profile, seeds, validation))
+    return [f for f in found if f is not None]
 
 
 def load_if_chosen(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,

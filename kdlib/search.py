@@ -12,6 +12,12 @@ A staged search in the spirit of Google's tuning playbook, planned before it ran
 3. **Epochs** (``STAGE3``): the finalists for ``LONG_EPOCHS`` epochs, validation errors after
    every epoch (where each flattens), and for the budgets of ``STAGE3_EPOCHS`` (each its own
    cosine schedule).
+4. **Narrow students** (``STAGE4``, added after stages 1-3 chose protocol 3's recipe): the
+   chosen recipe's learning rate is a 2x800 student's; the 2x30 students of the temperature
+   sweep (Section 3) collapsed with it at T = 1 to 2.5 on the test split. So each width of
+   ``NARROW_WIDTHS`` gets its own rate: the chosen recipe (hard weight, epochs) at every
+   temperature of the sweep, over a grid of rates; the rate with the fewest validation errors
+   averaged over temperatures and seeds, among rates where no run failed, is that width's.
 
 Every student learns from the validation teacher (the paper recipe, 1000 epochs on the first
 50,000 training images, seed 0) and is scored on the last 10,000. A setting is chosen by its
@@ -21,9 +27,10 @@ before choosing. A run that diverges or collapses is a result: it is recorded
 """
 from __future__ import annotations
 
-from .checks import TrainingCollapsed, TrainingDiverged
-from .io import read_json, write_json
-from .recipes import DISTILL_TEMPERATURE, Optimiser, RunConfig, _profile_spec, budget, student_recipe
+from .io import read_json
+from .protocols import PROTOCOLS
+from .recipes import (DISTILL_TEMPERATURE, TEMPERATURES, Optimiser, RunConfig, _profile_spec, budget,
+                      student_recipe)
 from .spec import Member
 
 SEARCH_EPOCHS = 30
@@ -57,14 +64,24 @@ STAGE2: tuple = (Optimiser("adam", 3e-3), Optimiser("sgd", 3e-2))
 #: 30: 127.5); SGD 0.03 at 10: 125.0 (3: 130.0, 30: diverged). Their hard-label references run
 #: at stage 2's budget only (compute): the test-set runs compare with labels at full length.
 STAGE3: tuple = ((Optimiser("adam", 3e-3), 10.0), (Optimiser("sgd", 3e-2), 10.0))
+#: Stage 4's students and rates (SGD, as protocol 3; its 2x800 rate 0.03 is the grid's top).
+NARROW_WIDTHS = (30,)
+STAGE4 = tuple(Optimiser("sgd", lr) for lr in (3e-3, 1e-2, 3e-2))
 
 
 def search_config(setting: Optimiser, hard_weight: float | None, epochs: int, seed: int,
-                  profile: str = "full") -> RunConfig:
-    """One validation run of the search: the student of ``setting`` distilled at T = 20 from
-    the validation teacher of seed 0; ``hard_weight`` None: the same student on hard labels
-    only (no teacher), the reference every distilled setting must beat."""
-    spec = _profile_spec(student_recipe(setting, epochs), profile, epochs)
+                  profile: str = "full", width: int = 800,
+                  temperature: float = DISTILL_TEMPERATURE) -> RunConfig:
+    """One validation run of the search: the 2x``width`` student of ``setting`` distilled at
+    ``temperature`` from the validation teacher of seed 0; ``hard_weight`` None: the same
+    student on hard labels only (no teacher), the reference every distilled setting must beat."""
+    spec = _profile_spec(student_recipe(setting, epochs, width), profile, epochs)
+    if width != 800 or temperature != DISTILL_TEMPERATURE:  # stage 4
+        member = Member(seed=seed, temperature=temperature, soft_weight=1.0, hard_weight=hard_weight)
+        return RunConfig("student_search", f"w{width}-{setting.label}-T{temperature:g}-"
+                         f"hw{hard_weight:g}-e{epochs}-s{seed}", profile=profile, spec=spec,
+                         member=member, teacher_seed=0, validation=True,
+                         train_size=budget(profile).train_size, protocol=SEARCH_PROTOCOL)
     if hard_weight is None:
         return RunConfig("student_search", f"{setting.label}-hard-e{epochs}-s{seed}",
                          profile=profile, spec=spec, member=Member(seed=seed), validation=True,
@@ -76,59 +93,57 @@ def search_config(setting: Optimiser, hard_weight: float | None, epochs: int, se
                      train_size=budget(profile).train_size, protocol=SEARCH_PROTOCOL)
 
 
+STAGES = (1, 2, 3, 4)
+
+
 def stage_grid(stage: int) -> list[tuple]:
-    """The (setting, hard weight or None, epochs) of one stage (1, 2 or 3) defined so far."""
+    """The (setting, hard weight or None, epochs, width, temperature) of one stage."""
+    t = DISTILL_TEMPERATURE
     if stage == 1:
-        return [(s, STAGE1_HARD_WEIGHT, SEARCH_EPOCHS) for s in STAGE1]
+        return [(s, STAGE1_HARD_WEIGHT, SEARCH_EPOCHS, 800, t) for s in STAGE1]
     if stage == 2:
-        return [(s, h, SEARCH_EPOCHS) for s in STAGE2 for h in (None, *HARD_WEIGHTS)]
+        return [(s, h, SEARCH_EPOCHS, 800, t) for s in STAGE2 for h in (None, *HARD_WEIGHTS)]
     if stage == 3:
-        return [(s, h, e) for s, h in STAGE3 for e in STAGE3_EPOCHS]
-    raise ValueError(f"the search has stages 1, 2 and 3, not {stage!r}")
+        return [(s, h, e, 800, t) for s, h in STAGE3 for e in STAGE3_EPOCHS]
+    if stage == 4:
+        chosen = PROTOCOLS[SEARCH_PROTOCOL]
+        return [(s, chosen.hard_weight, chosen.student_epochs, w, temp)
+                for w in NARROW_WIDTHS for s in STAGE4 for temp in TEMPERATURES]
+    raise ValueError(f"the search has stages {', '.join(map(str, STAGES))}, not {stage!r}")
 
 
 def stage_configs(stage: int, profile: str = "full", seeds=SEARCH_SEEDS) -> list[RunConfig]:
-    """The runs of one stage (1, 2 or 3) that its grids define so far."""
-    return [search_config(s, h, e, seed, profile) for s, h, e in stage_grid(stage) for seed in seeds]
+    """The runs of one stage that its grids define so far."""
+    return [search_config(s, h, e, seed, profile, w, t)
+            for s, h, e, w, t in stage_grid(stage) for seed in seeds]
 
 
 def search_configs(profile: str = "full", seeds=SEARCH_SEEDS, validation: bool = True):
     """Every run of every stage defined so far (the ``student_search`` experiment)."""
     if not validation:
         raise ValueError("student_search chooses a recipe: validation split only (--validation)")
-    return [c for stage in (1, 2, 3) for c in stage_configs(stage, profile, seeds)]
+    return [c for stage in STAGES for c in stage_configs(stage, profile, seeds)]
 
 
-def failure_path(cfg: RunConfig, results_dir):
-    from .experiments import artifact_path
-    return artifact_path(cfg, results_dir).with_suffix(".failed.json")
+def shard(configs: list[RunConfig], i: int, n: int) -> list[RunConfig]:
+    """The ``i``-th of ``n`` shares of ``configs`` (one per core), whole stacks kept together."""
+    keys = list(dict.fromkeys(c.group_key() for c in configs))
+    mine = set(keys[i::n])
+    return [c for c in configs if c.group_key() in mine]
 
 
 def run_search(configs, *, results_dir="results", log=print, **kwargs) -> list[dict]:
-    """Load or train each config alone; a run that diverges or collapses is recorded as such.
+    """Load or train the configs (those of one student and teacher stacked); a run that
+    diverges or collapses is recorded as such (``kdlib.experiments.FailedRun``).
 
     Returns one record per config: ``{"name", "status": "done"|"diverged"|"collapsed",
     "errors": final validation errors or None, "curve": errors after each epoch}``.
     """
-    from .experiments import run_configs
-    records = []
-    for cfg in configs:
-        failed = failure_path(cfg, results_dir)
-        if failed.exists() and read_json(failed).get("config_hash") == cfg.hash:
-            records.append(read_json(failed)["record"])
-            continue
-        try:
-            (res,) = run_configs([cfg], results_dir=results_dir, log=log, **kwargs)
-            records.append({"name": cfg.name, "status": "done", "errors": res.test_errors,
-                            "curve": res.metrics["test_errors_curve"]})
-        except (TrainingDiverged, TrainingCollapsed) as e:
-            status = "diverged" if isinstance(e, TrainingDiverged) else "collapsed"
-            record = {"name": cfg.name, "status": status, "errors": None, "curve": [],
-                      "message": " ".join(str(e).split())[:500]}
-            write_json(failed, {"config": cfg.to_dict(), "config_hash": cfg.hash, "record": record})
-            log(f"kdlib: {cfg.name}: {status} (recorded in {failed})")
-            records.append(record)
-    return records
+    from .experiments import FailedRun, run_configs
+    return [r.record if isinstance(r, FailedRun) else
+            {"name": r.config["name"], "status": "done", "errors": r.test_errors,
+             "curve": r.metrics["test_errors_curve"]}
+            for r in run_configs(list(configs), results_dir=results_dir, log=log, **kwargs)]
 
 
 def search_table(results_dir="results", profile: str = "full", seeds=SEARCH_SEEDS) -> list[dict]:
@@ -136,13 +151,13 @@ def search_table(results_dir="results", profile: str = "full", seeds=SEARCH_SEED
     ``{"stage", "family", "lr", "hard_weight", "epochs", "errors": [per seed or None],
     "mean", "status"}``; ``status`` is "done", "running" (not every seed has finished),
     or the failure ("diverged", "collapsed") of any seed. Never trains."""
-    from .experiments import ArtifactError, load_artifact
+    from .experiments import ArtifactError, failure_path, load_artifact
     rows = []
-    for stage in (1, 2, 3):
-        for setting, hw, epochs in stage_grid(stage):
+    for stage in STAGES:
+        for setting, hw, epochs, width, temperature in stage_grid(stage):
             errors, curves, failed, wall = [], [], None, 0.0
             for seed in seeds:
-                cfg = search_config(setting, hw, epochs, seed, profile)
+                cfg = search_config(setting, hw, epochs, seed, profile, width, temperature)
                 path = failure_path(cfg, results_dir)
                 if path.exists():
                     failed = read_json(path)["record"]["status"]
@@ -159,6 +174,7 @@ def search_table(results_dir="results", profile: str = "full", seeds=SEARCH_SEED
             done = [e for e in errors if e is not None]
             rows.append({"stage": stage, "family": setting.family, "lr": setting.lr,
                          "hard_weight": hw, "epochs": epochs, "errors": errors,
+                         "width": width, "temperature": temperature,
                          "mean": sum(done) / len(done) if done and not failed else None,
                          "curves": curves, "wall_s": wall,
                          "status": failed or ("done" if len(done) == len(seeds)
@@ -187,6 +203,36 @@ def best_rows(rows, stage: int, key=("family",)) -> list[dict]:
     return sorted(out, key=lambda r: r["mean"])
 
 
+def narrow_rates(rows) -> list[dict]:
+    """Stage 4, per (width, rate): validation errors averaged over the temperatures and seeds
+    (None when a run failed or is missing), the failures, and ``chosen``: the width's rate
+    with the fewest, among rates where nothing failed (``bracketed``: inside its grid)."""
+    out = {}
+    for r in rows:
+        if r["stage"] != 4:
+            continue
+        o = out.setdefault((r["width"], r["lr"]), {"width": r["width"], "lr": r["lr"], "by_t": {},
+                                                    "failed": [], "complete": True})
+        o["by_t"][r["temperature"]] = r["mean"]
+        if r["status"] in ("diverged", "collapsed"):
+            o["failed"].append((r["temperature"], r["status"]))
+        elif r["mean"] is None:
+            o["complete"] = False
+    for o in out.values():
+        means = list(o["by_t"].values())
+        ok = o["complete"] and not o["failed"]
+        o["mean"] = sum(means) / len(means) if ok else None
+        o["chosen"] = o["bracketed"] = False
+    for width in {w for w, _ in out}:
+        rates = sorted((o for (w, _), o in out.items() if w == width), key=lambda o: o["lr"])
+        done = [o for o in rates if o["mean"] is not None]
+        if done and all(o["complete"] for o in rates):
+            best = min(done, key=lambda o: o["mean"])
+            best["chosen"] = True
+            best["bracketed"] = rates[0] is not best and rates[-1] is not best
+    return sorted(out.values(), key=lambda o: (o["width"], o["lr"]))
+
+
 SHORT_NAMES = {"sgd": "SGD", "adam": "Adam", "hinton2012": "Hinton 2012"}
 FAMILY_NAMES = {"sgd": "SGD, momentum 0.9", "adam": "Adam", "hinton2012": "Hinton et al. (2012) schedule"}
 
@@ -197,6 +243,8 @@ def search_markdown_rows(rows) -> tuple[list[str], list[list[str]]]:
     header = ["Stage", "Optimiser", "Rate", "Hard weight", "Epochs", "Errors", "Mean"]
     body, shown = [], set()
     for r in rows:
+        if r["stage"] == 4:  # per temperature: ``narrow_rates``
+            continue
         setting = (r["family"], r["lr"], r["hard_weight"], r["epochs"])
         if setting in shown:  # stage 3's 30-epoch budget is stage 2's run
             continue
@@ -224,7 +272,7 @@ def main(argv=None) -> int:
     ``python -m kdlib.search table``: every run so far and each stage's best (never trains)."""
     import argparse
     p = argparse.ArgumentParser(prog="python -m kdlib.search", description=__doc__.split("\n\n")[0])
-    p.add_argument("stage", choices=("1", "2", "3", "table"))
+    p.add_argument("stage", choices=(*map(str, STAGES), "table"))
     p.add_argument("--profile", default="full")
     p.add_argument("--shard", default="0/1", help="I/N: every N-th run from the I-th (one per core)")
     p.add_argument("--results-dir", default="results")
@@ -240,9 +288,16 @@ def main(argv=None) -> int:
                 print(f"stage {stage}: best {r['family']} lr {r['lr']:g} hard weight "
                       f"{r['hard_weight']:g} epochs {r['epochs']}: {r['mean']:.1f}"
                       f"{'' if r['bracketed'] else ' (at the grid edge)'}")
+        for o in narrow_rates(rows):
+            state = (f"{o['mean']:.1f}" if o["mean"] is not None else
+                     f"failed at T = {', '.join(f'{t:g} ({s})' for t, s in o['failed'])}"
+                     if o["failed"] else "incomplete")
+            print(f"stage 4: 2x{o['width']} at lr {o['lr']:g}: {state}"
+                  f"{' <- chosen' if o['chosen'] else ''}"
+                  f"{' (at the grid edge)' if o['chosen'] and not o['bracketed'] else ''}")
         return 0
     i, n = (int(v) for v in args.shard.split("/"))
-    configs = stage_configs(int(args.stage), args.profile)[i::n]
+    configs = shard(stage_configs(int(args.stage), args.profile), i, n)
     for r in run_search(configs, results_dir=args.results_dir, device=args.device,
                         progress=not args.no_progress):
         print(f"{r['name']:36s} {r['status']:9s} {r['errors']}", flush=True)

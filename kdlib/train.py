@@ -42,7 +42,7 @@ COMPILE_MIN_STEPS = 10_000
 class TrainResult:
     model: MLP
     history: dict = field(default_factory=dict)  # per-epoch lists, one value per member
-    wall_time: float = 0.0
+    wall_time: float = 0.0  # seconds of training, every resumed stretch included
     resumed_from_epoch: int = 0
     compute_dtype: str = "float32"  # the GEMM dtype used (bfloat16 falls back where unsupported)
     compiled_update: bool = False
@@ -105,10 +105,12 @@ class _Run:
     images: torch.Tensor                 # (N, in) float
     labels: torch.Tensor                 # (N,)
     teacher_logits: torch.Tensor | None  # (N, C), only when a member has soft_weight > 0
+    teacher: MLP | None                  # or the teacher itself, labelling every (jittered) batch
     needs_labels: bool                   # a member has hard_weight > 0
     losses: tuple                        # temperatures, soft weights, hard weights (K,) each
     shared_order: bool                   # one seed for every member: one data order for all
     history: dict = field(default_factory=lambda: {"train_loss": [], "test_errors": []})
+    seconds: float = 0.0                 # training time of every stretch so far (resumes add up)
 
 
 def _generators(seeds, device):
@@ -117,7 +119,7 @@ def _generators(seeds, device):
     return order, noise
 
 
-def _check_inputs(images, labels, members, teacher_logits) -> None:
+def _check_inputs(images, labels, members, teacher_logits, teacher=None) -> None:
     if not members:
         raise ValueError("need at least one member to train")
     n = len(images)
@@ -125,13 +127,14 @@ def _check_inputs(images, labels, members, teacher_logits) -> None:
         raise ValueError("the training set is empty")
     if labels.shape != (n,):
         raise ValueError(f"labels {tuple(labels.shape)} do not match {n} images")
-    if any(m.soft_weight > 0 for m in members) and (teacher_logits is None
-                                                    or len(teacher_logits) != n):
-        raise ValueError("members with soft_weight > 0 need teacher_logits for every training image")
+    if any(m.soft_weight > 0 for m in members) and teacher is None and (
+            teacher_logits is None or len(teacher_logits) != n):
+        raise ValueError("members with soft_weight > 0 need teacher_logits for every training "
+                         "image (or the teacher itself)")
 
 
 def _start(images, labels, spec: TrainSpec, members: list[Member], teacher_logits,
-           compile: bool | None) -> _Run:
+           compile: bool | None, teacher: MLP | None = None) -> _Run:
     """A freshly initialised stack (member k from its seed) and its step."""
     device = images.device
     needs_teacher = any(m.soft_weight > 0 for m in members)
@@ -145,9 +148,27 @@ def _start(images, labels, spec: TrainSpec, members: list[Member], teacher_logit
                 max_grad_norm=spec.max_grad_norm, compile=compile)
     order_gens, noise_gens = _generators([m.seed for m in members], device)
     return _Run(model, step, order_gens, noise_gens, to_float(images), labels.to(device),
-                teacher_logits.to(device, torch.float32) if needs_teacher else None,
+                teacher_logits.to(device, torch.float32) if needs_teacher and teacher is None
+                else None, _low_precision_teacher(teacher, spec.precision) if needs_teacher else None,
                 any(m.hard_weight > 0 for m in members), losses,
                 len({m.seed for m in members}) == 1)
+
+
+def _low_precision_teacher(teacher: MLP | None, precision: str) -> MLP | None:
+    """An eval-mode copy of ``teacher`` whose GEMMs run at the student's precision."""
+    if teacher is None:
+        return None
+    copy = teacher.member(0).eval()
+    dtype = Step(copy, precision).dtype
+    return copy.to(dtype)
+
+
+@torch.no_grad()
+def _teacher_logits(teacher: MLP, x: torch.Tensor) -> torch.Tensor:
+    """The teacher's float32 logits for a batch ``x`` (B, in) or (K, B, in): what the
+    student sees, jittered or not, labelled as it is seen."""
+    dtype = teacher.weights[0].dtype
+    return teacher(x.reshape(-1, x.shape[-1]).to(dtype)).float().reshape(*x.shape[:-1], -1)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -157,7 +178,7 @@ def save_checkpoint(path: Path | None, ident: str, epoch: int, run: _Run) -> Non
         write_torch(path, {
             "fingerprint": ident, "epoch": epoch, "model": run.model.state_dict(),
             "velocity": run.step.velocity, "second_moment": run.step.second_moment,
-            "updates": run.step.updates, "history": run.history,
+            "updates": run.step.updates, "history": run.history, "seconds": run.seconds,
             "order_rng": [g.get_state() for g in run.order_gens],
             "noise_rng": [g.get_state() for g in run.noise_gens]})
 
@@ -188,6 +209,7 @@ def load_checkpoint(path: Path | None, ident: str, run: _Run) -> int:
     for g, s in zip(run.noise_gens, state["noise_rng"]):
         g.set_state(s)
     run.history = state["history"]
+    run.seconds = float(state.get("seconds", 0.0))
     return state["epoch"]
 
 
@@ -221,9 +243,11 @@ def _train_epoch(run: _Run, spec: TrainSpec, epoch: int) -> list[float]:
         b = idx.shape[1]
         if run.shared_order:
             idx = idx[0]
-        teacher = run.teacher_logits[idx] if run.teacher_logits is not None else None
+        x = _batch(run, spec, idx)
+        teacher = (run.teacher_logits[idx] if run.teacher_logits is not None
+                   else _teacher_logits(run.teacher, x) if run.teacher is not None else None)
         labels = run.labels[idx] if run.needs_labels else None
-        loss = run.step(_batch(run, spec, idx), teacher, labels, *run.losses, run.noise_gens)
+        loss = run.step(x, teacher, labels, *run.losses, run.noise_gens)
         running += loss * b
     if spec.max_grad_norm is not None:  # how often clipping acted, per member and epoch
         run.history.setdefault("clipped_share", []).append(run.step.clipped_share())
@@ -256,11 +280,14 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
           eval_images: torch.Tensor | None = None, eval_labels: torch.Tensor | None = None,
           checkpoint_path: str | os.PathLike | None = None, progress: bool = True,
           desc: str = "train", stop_after_epoch: int | None = None,
-          compile: bool | None = None, check_collapse: bool = True) -> TrainResult:
+          compile: bool | None = None, check_collapse: bool = True,
+          teacher: MLP | None = None) -> TrainResult:
     """Train ``len(members)`` MLPs of ``spec`` on (images, labels); return the stack.
 
     ``teacher_logits`` (N, C) are the cached logits of the teacher on the same transfer set
-    (needed when a member has ``soft_weight > 0``). With ``eval_images``, the test error of
+    (needed when a member has ``soft_weight > 0``); or ``teacher``, the teacher network itself,
+    which labels every batch as the student sees it (a jittered transfer set, beyond the
+    paper's setting; its GEMMs at the student's precision). With ``eval_images``, the test error of
     every member is recorded after each epoch. ``stop_after_epoch`` ends early (for tests of
     resumption; the checkpoint then holds that epoch). ``compile`` (default: for runs of at
     least ``COMPILE_MIN_STEPS`` steps) fuses the parameter update with torch.compile.
@@ -272,8 +299,8 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     """
     from tqdm.auto import tqdm
     members = list(members)
-    _check_inputs(images, labels, members, teacher_logits)
-    run = _start(images, labels, spec, members, teacher_logits, compile)
+    _check_inputs(images, labels, members, teacher_logits, teacher)
+    run = _start(images, labels, spec, members, teacher_logits, compile, teacher)
     ident = checkpoint_identity(spec, members, len(images))
     path = Path(checkpoint_path) if checkpoint_path else None
     start_epoch = load_checkpoint(path, ident, run)
@@ -291,6 +318,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     for epoch in bar:
         epoch_loss = _train_epoch(run, spec, epoch)
         done = epoch + 1
+        run.seconds, t0 = run.seconds + time.perf_counter() - t0, time.perf_counter()
         _end_of_epoch(run, done, epoch_loss, eval_images, eval_labels,
                       check_collapse and collapse_check_due(done, steps, spec.warmup_epochs),
                       members, desc, path)
@@ -302,5 +330,6 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
             break
     bar.close()
     run.model.eval()
-    return TrainResult(run.model, run.history, time.perf_counter() - t0, start_epoch,
+    run.seconds += time.perf_counter() - t0
+    return TrainResult(run.model, run.history, run.seconds, start_epoch,
                        str(run.step.dtype).removeprefix("torch."), run.step.compiled)

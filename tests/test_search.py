@@ -1,10 +1,12 @@
 """The student-recipe search (kdlib.search): its grids, recipes, and failures kept as results."""
 import pytest
+import torch
 
 import kdlib.experiments as kexp
 from kdlib import search
 from kdlib.checks import TrainingDiverged
 from kdlib.recipes import Optimiser, student_recipe
+from kdlib.spec import Member
 
 
 def test_stage_one_brackets_wide_learning_rate_grids_for_each_family():
@@ -41,19 +43,45 @@ def test_families_build_their_own_recipes():
         student_recipe(Optimiser("rmsprop", 1e-3), 30)
 
 
-def test_a_run_that_diverges_is_recorded_not_hidden(tmp_path, monkeypatch):
-    cfg = search.search_config(search.STAGE1[0], 0.1, 3, 0, profile="smoke")
+def test_a_member_that_diverges_is_recorded_and_the_rest_of_its_stack_trains_again(tmp_path,
+                                                                                    monkeypatch):
+    cfgs = [search.search_config(search.STAGE1[0], hw, 3, 0, profile="smoke") for hw in (0.1, 1e6)]
+    calls = []
 
-    def diverge(configs, **kwargs):
-        raise TrainingDiverged("search: loss became NaN/inf in epoch 1")
+    def train_group(group, *args):
+        calls.append([c.name for c in group])
+        if len(group) == 2:  # the second member's loss became NaN; the first was training well
+            raise TrainingDiverged("search: loss became NaN/inf in epoch 1", [1])
+        return [kexp.RunResult(c.to_dict(), {"test_errors": 123, "test_errors_curve": [123]},
+                               {}, tmp_path / f"{c.name}.json") for c in group]
 
-    monkeypatch.setattr(kexp, "run_configs", diverge)
-    (record,) = search.run_search([cfg], results_dir=tmp_path, log=lambda *a: None)
-    assert record["status"] == "diverged" and record["errors"] is None
-    assert search.failure_path(cfg, tmp_path).exists()
-    # the record is read back, not retrained
-    monkeypatch.setattr(kexp, "run_configs", lambda *a, **k: pytest.fail("retrained"))
-    assert search.run_search([cfg], results_dir=tmp_path, log=lambda *a: None) == [record]
+    monkeypatch.setattr(kexp, "_train_group", train_group)
+    monkeypatch.setattr(kexp, "load_mnist", lambda *a, **k: kexp.MNIST(*[torch.zeros(1)] * 4))
+    monkeypatch.setattr(kexp.MNIST, "to", lambda self, device: self)
+    monkeypatch.setattr(kexp, "teacher_config_of", lambda c: cfgs[0])  # "already trained"
+    done, failed = search.run_search(cfgs, results_dir=tmp_path, log=lambda *a: None)
+    assert calls == [[c.name for c in cfgs], [cfgs[0].name]]
+    assert (done["status"], done["errors"]) == ("done", 123)
+    assert failed["status"] == "diverged" and failed["errors"] is None
+    assert kexp.failure_path(cfgs[1], tmp_path).exists()
+    assert kexp.load_failure(cfgs[0], tmp_path) is None
+    # the failure is read back, not retrained
+    monkeypatch.setattr(kexp, "_train_group", lambda *a: pytest.fail("retrained"))
+    assert kexp.run_configs([cfgs[1]], results_dir=tmp_path, log=lambda *a: None)[0].record == failed
+
+
+def test_divergence_and_collapse_name_the_members_that_failed():
+    from kdlib.checks import TrainingCollapsed, check_collapse, check_divergence
+    w = torch.zeros(3, 4, 5)
+    w[2, 0, 0] = float("nan")
+    with pytest.raises(TrainingDiverged) as e:
+        check_divergence([w, torch.zeros(3, 1, 5)], [0.1, float("inf"), 0.2], 4, "t", None)
+    assert e.value.members == [1, 2]
+    labels = torch.arange(10).repeat(20)
+    preds = torch.stack([labels, torch.full_like(labels, 3), labels])
+    with pytest.raises(TrainingCollapsed) as e:
+        check_collapse(preds, labels, labels, 5, "test", [Member(seed=s) for s in range(3)], "t", None)
+    assert e.value.members == [1]
 
 
 def test_best_rows_pick_the_fewest_mean_errors_and_say_whether_the_grid_brackets_them():
