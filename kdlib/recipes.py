@@ -88,7 +88,8 @@ def distill_spec(width: int = 800, epochs: int | None = None) -> TrainSpec:
     p = protocol()
     epochs = epochs or chosen(p.student_epochs, "student epochs")
     if p.optimiser is not None:
-        return student_recipe(Optimiser(*p.optimiser), epochs, width)
+        family, lr = p.optimiser
+        return student_recipe(Optimiser(family, dict(p.width_lrs).get(width, lr)), epochs, width)
     return replace(STUDENT, widths=(width, width), warmup_epochs=DISTILL_WARMUP_EPOCHS,
                    max_grad_norm=p.max_grad_norm, epochs=epochs)
 
@@ -230,9 +231,10 @@ def student_configs(profile, seeds, validation=False):
 
 def _distilled(experiment, name, profile, seed, validation, *, teacher_seed=None, width=800,
                temperature=DISTILL_TEMPERATURE, hard_weight=None, transfer="all",
-               epochs=None, logits_dtype="float32", teacher_epochs=None):
-    """A distilled student of the current protocol; ``teacher_seed`` None: its own seed's."""
-    spec = _profile_spec(distill_spec(width, epochs), profile, epochs)
+               epochs=None, logits_dtype="float32", teacher_epochs=None, jitter=0):
+    """A distilled student of the current protocol; ``teacher_seed`` None: its own seed's;
+    ``jitter``: the transfer set jittered, the teacher labelling every batch as it is seen."""
+    spec = replace(_profile_spec(distill_spec(width, epochs), profile, epochs), jitter=jitter)
     return RunConfig(experiment, name, spec=spec,
                      member=distill_member(seed, hard_weight, temperature),
                      transfer=transfer, teacher_seed=seed if teacher_seed is None else teacher_seed,
@@ -249,6 +251,21 @@ def soft_only_configs(profile, seeds, validation=False):
     """The distilled recipe with no hard-label term at all (soft targets only, hard weight 0)."""
     return [_distilled("soft_only", f"soft-only-T20-s{s}", profile, s, validation, hard_weight=0.0)
             for s in seeds]
+
+
+def capacity_configs(profile, seeds, validation=False):
+    """The distilled recipe with a 2x1200 student (the teacher's shape, without its dropout and
+    jitter): whether the student's size or the transfer set limits it (beyond the paper)."""
+    return [_distilled("capacity", f"w1200-T20-s{s}", profile, s, validation, width=1200)
+            for s in seeds]
+
+
+def jittered_transfer_configs(profile, seeds, validation=False):
+    """The distilled recipe on a jittered transfer set (up to ``TEACHER.jitter`` px, the
+    teacher labelling every jittered batch): beyond the paper, whose transfer set had no
+    translations; how much of what remains is the transfer set."""
+    return [_distilled("jittered_transfer", f"distilled-T20-jitter{TEACHER.jitter}-s{s}", profile,
+                       s, validation, jitter=TEACHER.jitter) for s in seeds]
 
 
 def _sweep_budget(p):
@@ -291,7 +308,8 @@ def hard_weight_configs(profile, seeds, validation=False):
     seeds = seeds[:1] if validation and p.number == 1 else seeds
     return [_distilled("hard_weight", f"hw{h:g}-s{s}", profile, s, validation, teacher_seed=teacher,
                        hard_weight=h, epochs=_sweep_budget(p)[1], logits_dtype="float16")
-            for h in budget(profile).hard_weights or p.hard_weights for s in seeds]
+            for h in budget(profile).hard_weights or p.test_hard_weights or p.hard_weights
+            for s in seeds]
 
 
 def student_epoch_configs(profile, seeds, validation=True):
@@ -349,6 +367,8 @@ EXPERIMENTS: dict[str, Callable] = {
     "student_epochs": student_epoch_configs,
     "teacher_budget": teacher_budget_configs,
     "paper_teacher": paper_teacher_configs,
+    "capacity": capacity_configs,
+    "jittered_transfer": jittered_transfer_configs,
 }
 
 

@@ -77,6 +77,32 @@ def test_distilled_student_follows_its_teacher(mnist):
     assert count_errors(predict_logits(student, te_x), te_y)[0] < 360  # seen: 279
 
 
+def test_a_teacher_labelling_every_batch_equals_its_cached_logits_when_nothing_is_jittered(mnist):
+    """The jittered transfer set's path (``train(teacher=...)``) without jitter: the same
+    soft targets batch by batch as the cached logits, so the same student (float32)."""
+    x, y = _subset(mnist, 1000)
+    teacher = train(x, y, replace(SMALL, epochs=1), progress=False).model
+    student = replace(SMALL, widths=(32, 32), epochs=2)
+    members = [Member(seed=s, temperature=4.0, soft_weight=1.0, hard_weight=0.5) for s in (0, 1)]
+    cached = train(x, y, student, members, teacher_logits=predict_logits(teacher, x)[0],
+                   progress=False).model
+    live = train(x, y, student, members, teacher=teacher, progress=False).model
+    for p, q in zip(cached.parameters(), live.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
+    # with jitter every batch is labelled as the student sees it: other targets, other weights
+    jittered = train(x, y, replace(student, jitter=2), members, teacher=teacher, progress=False).model
+    assert not torch.allclose(jittered.weights[0], live.weights[0], atol=1e-3)
+
+
+def test_training_time_adds_up_over_resumed_stretches(mnist, tmp_path):
+    x, y = _subset(mnist, 1000)
+    ckpt = tmp_path / "run.pt"
+    first = train(x, y, SMALL, checkpoint_path=ckpt, stop_after_epoch=2, progress=False)
+    resumed = train(x, y, SMALL, checkpoint_path=ckpt, progress=False)
+    assert first.wall_time > 0 and resumed.resumed_from_epoch == 2
+    assert resumed.wall_time > first.wall_time  # the first stretch is counted, not forgotten
+
+
 def test_mlp_shapes_and_parameter_count():
     m = MLP((1200, 1200))
     assert sum(p.numel() for p in m.parameters()) == parameter_count((1200, 1200)) == 2395210
