@@ -24,6 +24,7 @@ import torch
 
 if TYPE_CHECKING:  # kdlib.experiments imports kdlib.recipes, which registers these studies
     from .experiments import RunResult
+from .protocols import use_protocol
 from .recipes import (DISTILL_TEMPERATURE, STUDENT, RunConfig, budget, distill_member, distill_spec,
                       protocol, protocol_teacher_configs)
 from .spec import Member, TrainSpec
@@ -168,7 +169,27 @@ def specialist_configs(profile, seeds, validation=False) -> list[RunConfig]:
         for s, g in zip(seeds, generalists) for k in cluster_ks(profile) for j in range(k)]
 
 
-CONFIGS = {"soft_targets": soft_target_configs, "ensemble": ensemble_configs,
+#: The student recipe (``kdlib.protocols``) of each study's students. The soft-targets study
+#: was run with protocol 2's recipe and not yet with protocol 3's (its 24 runs cost as much as
+#: 24 full-length students); the specialists start from the fixed hard-label recipe.
+STUDY_PROTOCOLS = {"soft_targets": 2, "ensemble": 2}
+
+
+def study_protocol(study: str):
+    """The protocol whose student recipe ``study``'s runs use (None: the book's)."""
+    return protocol(STUDY_PROTOCOLS.get(study))
+
+
+def _with_protocol(study: str, build):
+    def configs(profile, seeds, validation=False):
+        with use_protocol(study_protocol(study).number):
+            return build(profile, seeds, validation)
+    configs.__doc__ = build.__doc__
+    return configs
+
+
+CONFIGS = {"soft_targets": _with_protocol("soft_targets", soft_target_configs),
+           "ensemble": _with_protocol("ensemble", ensemble_configs),
            "specialists": specialist_configs}
 
 

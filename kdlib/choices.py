@@ -64,39 +64,55 @@ def protocol_choices() -> list[tuple[str, str, str]]:
     """(what the paper leaves open, our choice, why) under the reported protocol, for the
     results chapter; values read from the recipes and ``kdlib.protocols``."""
     from . import recipes as rc
-    p, s = protocol(), rc.STUDENT
+    p = protocol()
+    d = rc.distill_spec()
     teacher = rc.protocol_teacher_spec()
+    hard_weight, sweep_epochs = rc.sweep_settings()
+    searched = p.optimiser is not None
+    optimiser = ({"sgd": f"SGD, momentum {d.momentum:g}", "adam": "Adam"}.get(d.optimizer, d.optimizer)
+                 + f", batch {d.batch_size}")
+    narrow = "".join(f"; 2x{w} students {lr:g}" for w, lr in p.width_lrs)
     epochs_why = (f"chosen on the validation split among {', '.join(map(str, p.student_epoch_grid))}"
                   if p.student_epoch_grid else "fixed a priori")
     return [
-        ("Optimiser (students)", f"SGD, momentum {s.momentum:g}, batch {s.batch_size}",
+        ("Optimiser (students)", optimiser,
+         "chosen on the validation split with its learning rate (chapter 6: SGD, Adam and the "
+         "schedule of Hinton et al. 2012)" if searched else
          "plain SGD as in Hinton et al. (2012); batch 128 keeps > 460 updates per epoch"),
-        ("Learning-rate schedule (students)", f"lr {s.lr:g}, cosine decay to 0 over the run",
-         "no schedule to tune; the last epoch is reported, never the best one"),
+        ("Learning rate and schedule (students)",
+         f"{d.lr:g}{narrow}; linear warm-up over {d.warmup_epochs} epochs, then cosine decay to 0",
+         ("chosen on the validation split (narrow students: their own search stage); "
+          if searched else "no schedule to tune; ")
+         + "the last epoch is reported, never the best one; without the warm-up a 2x800 student "
+           "at T = 20 collapsed to one class in its first epoch"),
         ("Teacher", f"{teacher.epochs} epochs, dropout {teacher.input_dropout:g} input / "
          f"{teacher.hidden_dropout:g} hidden, max-norm {teacher.max_norm:.3g}, jitter up to "
          f"{teacher.jitter} px" + (", the schedule of Hinton et al. (2012)"
                                    if teacher.schedule == "hinton2012" else ""),
          "the recipe the paper cites (Hinton et al. 2012; chapter 6 lists our deviations)"
          if p.teacher == "paper_teacher" else "what 2 CPU cores allowed per seed"),
-        ("Student budget", f"hard labels {s.epochs} epochs; distilled {p.student_epochs}; "
-         f"sweeps {rc.SWEEP_EPOCHS}", f"the distilled student's epochs {epochs_why}"),
+        ("Student budget", f"{p.student_epochs} epochs for every student"
+         if searched and sweep_epochs == p.student_epochs else
+         f"hard labels {rc.STUDENT.epochs} epochs; distilled {p.student_epochs}; sweeps {sweep_epochs}",
+         f"the distilled student's epochs {epochs_why}"),
         ("Distillation loss", f"soft weight {rc.SOFT_WEIGHT:g} x T^2, hard weight "
          f"{p.hard_weight:g}, T = {rc.DISTILL_TEMPERATURE:g}",
          f"T from Section 3; the hard weight chosen on the validation split among "
-         f"{', '.join(f'{w:g}' for w in p.hard_weights)}; the temperature sweep keeps the "
-         f"a-priori {rc.SWEEP_HARD_WEIGHT:g}"),
-        ("Distillation warm-up", f"linear learning-rate warm-up over {rc.DISTILL_WARMUP_EPOCHS} epochs",
-         "without it a 2x800 student at T = 20 collapsed to one class in its first epoch"),
+         f"{', '.join(f'{w:g}' for w in p.hard_weights)}"
+         + ("" if hard_weight == p.hard_weight else
+            f"; the temperature sweep keeps the a-priori {hard_weight:g}")),
+        ("Arithmetic (students)", f"{d.precision} matrix products, float32 weights and update",
+         "speed on CPUs with AVX-512 BF16; parity with float32 measured on the validation split "
+         "(benchmarks/README.md)"),
         ("Gradient clipping", "none" if p.max_grad_norm is None else
          f"each distilled student's gradient to L2 norm {p.max_grad_norm:g}",
-         "fixed a priori (issue 12): a teacher with large logits made students diverge or collapse"),
+         "not needed by the searched recipe" if searched else
+         "fixed a priori: a teacher with large logits made students diverge or collapse"),
         ("Transfer set", "the 60,000 training images, no jitter, teacher logits computed once",
          "Section 3: the transfer set has no translations"),
         ("Initialisation", "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) per member seed",
          "PyTorch's nn.Linear default; the paper does not say"),
         ("Tuning", "nothing tuned on the test set; the validation split (`--validation`) trains "
          "teacher and students on the first 50,000 training images and counts errors on the "
-         "last 10,000", "the protocol's choices were made there (chapter 6); the rest of the "
-         "recipe was fixed a priori"),
+         "last 10,000", "the student recipe was chosen there (chapter 6)"),
     ]

@@ -17,7 +17,8 @@ from .experiments import RunResult
 from .progress import listing
 from .protocols import protocol, use_protocol
 from .recipes import DEFAULT_SEEDS
-from .results import correct, load_available, markdown_table, seed_of
+from .results import (_load_existing, correct, load_available, markdown_table, resolve_results_dir,
+                      seed_of)
 from .stats import format_mean_sd, mcnemar_exact, paired_difference_ci
 
 #: Numbers reported in Section 3 of Hinton, Vinyals & Dean (2015).
@@ -164,9 +165,19 @@ def best_hard_weight(runs: list[RunResult]) -> tuple[float, float]:
 
 def validation_hard_weight_sweep(results_dir=None, profile: str = "full") -> list[RunResult]:
     """The hard-weight sweep on the validation split (train on 50,000, count errors on the
-    last 10,000 training images) that chooses the protocol's hard weight (protocol 1: seed 0
-    only, ``recipes.hard_weight_configs``); never trains."""
-    return load_available("hard_weight", profile, DEFAULT_SEEDS, results_dir, validation=True)
+    last 10,000 training images) that chose the protocol's hard weight (protocol 1: seed 0
+    only, ``recipes.hard_weight_configs``; protocol 3: the student-recipe search's stage 2
+    for the chosen optimiser, ``kdlib.search``); never trains."""
+    p = protocol()
+    if p.optimiser is None:
+        return load_available("hard_weight", profile, DEFAULT_SEEDS, results_dir, validation=True)
+    from . import search
+    from .recipes import Optimiser
+    setting = Optimiser(*p.optimiser)
+    configs = [search.search_config(setting, h, search.SEARCH_EPOCHS, seed, profile)
+               for s, h, _, _, _ in search.stage_grid(2) if s == setting and h is not None
+               for seed in search.SEARCH_SEEDS]
+    return _load_existing(configs, resolve_results_dir(results_dir))
 
 
 # ----------------------------------------------------------------------------- the claims table

@@ -274,6 +274,14 @@ def _sweep_budget(p):
     return (SWEEP_HARD_WEIGHT, SWEEP_EPOCHS) if p.optimiser is None else (None, None)
 
 
+def sweep_settings() -> tuple[float, int]:
+    """The hard-label weight and epochs of the current protocol's temperature sweep."""
+    p = protocol()
+    hard_weight, epochs = _sweep_budget(p)
+    return (chosen(p.hard_weight, "hard-label weight") if hard_weight is None else hard_weight,
+            chosen(p.student_epochs, "student epochs") if epochs is None else epochs)
+
+
 def baseline_configs(profile, seeds, validation=False):
     """Hard-label students of every sweep width for the sweeps' epochs: the baseline that each
     width's temperature sweep is compared with (no teacher; protocols 1-2 share the fixed SGD

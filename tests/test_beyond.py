@@ -17,21 +17,24 @@ def test_registered_and_sized():
 
 
 def test_soft_targets_pairs_differ_only_in_the_loss_and_keep_the_updates():
-    """Under each protocol, with its distilled recipe (hard weight, student epochs) and teacher."""
-    # 1/f times the epochs: 40 -> 1333 (protocol 1) or 20 -> 667 (2) at 3%, warm-up 2 -> 67
-    for number, epochs, at_3_percent in ((1, 40, 1333), (2, 20, 667)):
-        with use_protocol(number) as p:
+    """With the study's student recipe (hard weight, student epochs) and teacher, whichever
+    protocol the book reports."""
+    # 1/f times the epochs: 20 -> 667 at 3% (protocol 2's recipe), warm-up 2 -> 67
+    p = bd.study_protocol("soft_targets")
+    for reported in (2, 3):
+        with use_protocol(reported):
             runs = {c.name: c for c in configs_for("soft_targets", "full")}
             hard, soft = runs["f3-hard-s1"], runs["f3-soft-s1"]
             assert hard.spec == soft.spec and hard.transfer == soft.transfer == "subset:0.03"
             assert hard.member.soft_weight == 0 and soft.member.temperature == 20
-            assert soft.member.hard_weight == p.hard_weight
-            teacher = bd.study_teacher_configs("full", [1])[0]
+            assert soft.member.hard_weight == p.hard_weight and soft.protocol == p.number
+            with use_protocol(p.number):
+                teacher = bd.study_teacher_configs("full", [1])[0]
             assert soft.sources == (bd.ref(teacher),) and hard.sources == ()
-            assert teacher.experiment == p.teacher and p.student_epochs == epochs
-            assert runs["f3-hard-s0"].spec.epochs == at_3_percent
+            assert teacher.experiment == p.teacher and p.student_epochs == 20
+            assert runs["f3-hard-s0"].spec.epochs == 667
             assert runs["f3-hard-s0"].spec.warmup_epochs == 67
-            assert runs["f100-hard-s0"].spec.epochs == epochs
+            assert runs["f100-hard-s0"].spec.epochs == 20
             assert hard.spec.max_grad_norm == p.max_grad_norm
 
 
@@ -63,17 +66,9 @@ def test_scaled_spec_rejects_unknown_profiles():
         bd.scaled_spec(bd.SPECIALIST, "huge")
 
 
-#: Issue 15's studies, config hashes of seeds 0-2 per profile under protocol 1 (pinned when the
-#: studies' budgets became a table, STUDY_BUDGETS, instead of profile branches; the configs did
-#: not change).
+#: The studies' config hashes of seeds 0-2 per profile, with their student recipe (protocol 2's,
+#: ``beyond.STUDY_PROTOCOLS``): the runs the book reports (their artifacts are committed).
 PINNED_STUDY_HASHES = {
-    "soft_targets/smoke": "dfd058dcaf6dc91a", "soft_targets/full": "f894145ed7fa1cb9",
-    "ensemble/smoke": "4dda1cf73c716d8f", "ensemble/full": "12adb9f9d67a29d6",
-    "specialists/smoke": "22a80d4cce5b7784", "specialists/full": "95940bf667bf75bc",
-}
-#: The same under protocol 2 (pinned when the book switched to it): the students that learn
-#: from a teacher differ; the specialists (no teacher) are the same runs.
-PINNED_STUDY_HASHES_PROTOCOL_2 = {
     "soft_targets/smoke": "5e14dcb5046f974b", "soft_targets/full": "086f2f363ef6611b",
     "ensemble/smoke": "5153119de681ab61", "ensemble/full": "94fc58394640f0d0",
     "specialists/smoke": "22a80d4cce5b7784", "specialists/full": "95940bf667bf75bc",
@@ -81,15 +76,13 @@ PINNED_STUDY_HASHES_PROTOCOL_2 = {
 
 
 def _study_hashes() -> dict:
-    """The digests of PINNED_STUDY_HASHES under the current protocol."""
     import hashlib
     return {f"{e}/{p}": hashlib.sha256(" ".join(sorted(
         f"{c.name}:{c.hash}" for c in configs_for(e, p, [0, 1, 2]))).encode()).hexdigest()[:16]
         for e in ("soft_targets", "ensemble", "specialists") for p in ("smoke", "full")}
 
 
-def test_the_studies_config_hashes_are_pinned():
-    """Every study run of each protocol keeps its pinned config hash, whichever is reported."""
-    for number, pinned in ((1, PINNED_STUDY_HASHES), (2, PINNED_STUDY_HASHES_PROTOCOL_2)):
+def test_the_studies_keep_their_recipe_whichever_protocol_the_book_reports():
+    for number in (2, 3):
         with use_protocol(number):
-            assert _study_hashes() == pinned, f"protocol {number}"
+            assert _study_hashes() == PINNED_STUDY_HASHES, f"protocol {number}"

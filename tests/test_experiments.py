@@ -161,7 +161,9 @@ def test_every_experiments_config_hashes_are_pinned_for_both_profiles():
     """Every run of each protocol keeps its pinned config hash, whichever protocol is reported."""
     for number, pinned in ((1, PINNED_CONFIG_HASHES), (2, PINNED_CONFIG_HASHES_PROTOCOL_2)):
         with use_protocol(number):
-            assert _config_hashes() == pinned, f"protocol {number}"
+            got = _config_hashes()
+            # experiments added later (not pinned) may exist; no pinned one may change
+            assert {k: got.get(k) for k in pinned} == pinned, f"protocol {number}"
 
 
 def test_protocol_2_distils_from_the_paper_teacher_of_each_seed_and_clips():
