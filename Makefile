@@ -81,20 +81,20 @@ bench-compare: venv
 	$(PY) benchmarks/compare_commits.py --old $(OLD) --device $(DEVICE)
 
 ## make full-runs: every experiment of the full profile through the CLI (resumable); first the
-## validation-split sweeps that chose the protocol's hard-label weight and student epochs
-## (kdlib/protocols.py; python -m kdlib select prints the choices)
+## student-recipe search on the validation split that chose the recipe (kdlib/search.py,
+## kdlib/protocols.py; python -m kdlib.search table prints it)
 ## RESULTS=DIR: the artifact folder of full-runs, search and reproduce (default results/; a
 ## fresh folder trains everything there and leaves the committed results/ untouched)
 RESULTS     ?= results
-full-runs: venv
-	$(PY) -m kdlib hard_weight student_epochs --validation --profile $(PROFILE) --device $(DEVICE) --results-dir $(RESULTS)
+full-runs: venv search
 	$(PY) -m kdlib all --profile $(PROFILE) --device $(DEVICE) --results-dir $(RESULTS)
 
 ## make search [PROFILE=full] [RESULTS=DIR]: the staged student-recipe search on the validation
-## split (kdlib/search.py: optimiser and learning rate, hard-label weight, long finalists)
+## split (kdlib/search.py: optimiser and learning rate, hard-label weight, long finalists,
+## narrow students' learning rates)
 .PHONY: search
 search: venv
-	for stage in 1 2 3; do $(PY) -m kdlib.search $$stage --profile $(PROFILE) --device $(DEVICE) \
+	for stage in 1 2 3 4; do $(PY) -m kdlib.search $$stage --profile $(PROFILE) --device $(DEVICE) \
 	  --results-dir $(RESULTS) || exit 1; done
 
 ## make reproduce PROFILE=full DEVICE=cuda [SEEDS=0,1,2] [FORCE=1] [RESULTS=DIR]: rerun every

@@ -10,7 +10,8 @@ every image, typeset every math element with MathJax and leave no raw TeX in the
 and link only to local pages and anchors that exist, and never to a placeholder (or, while
 ``_config.yml`` names no repository, to any repository or Colab page). Notebook pages must show
 their sections in the notebook's order, end no section on a paragraph that announces something
-with a colon, and show no papermill parameter cell. The entry page and the results page must
+with a colon, show no papermill parameter cell, no table wider than its column and no figure
+without a caption. The entry page and the results page must
 hold the claims table. Screenshots at 1280 px wide go to ``_build/screenshots/``: the results
 page (``claims.png``), the entry page (``intro.png``), an experiment chapter
 (``chapter.png``) and the closing chapter (``conclusions.png``); look at them.
@@ -162,6 +163,15 @@ return {
         c.getClientRects().length && (c.matches('.tag_injected-parameters, .tag_parameters')
                                       || /^\\s*# Parameters\\b/.test(c.innerText)))
         .map(c => c.innerText.trim().slice(0, 80)),
+    wideTables: Array.from(document.querySelectorAll('article table')).filter(t => {
+        const column = t.closest('section') || t.closest('article');
+        return t.getClientRects().length && column
+            && t.getBoundingClientRect().width > column.getBoundingClientRect().width + 2;
+    }).map(t => t.innerText.trim().slice(0, 80)),
+    uncaptionedFigures: Array.from(document.querySelectorAll('article figure')).filter(f =>
+        f.getClientRects().length && f.querySelector('img')
+        && !(f.querySelector('figcaption') && f.querySelector('figcaption').textContent.trim()))
+        .map(f => (f.querySelector('img').getAttribute('src') || '').slice(-60)),
     danglingColons: Array.from(document.querySelectorAll('article p, main p')).filter(p => {
         if (!p.textContent.trim().endsWith(':')) return false;
         let next = p.nextElementSibling;
@@ -264,6 +274,8 @@ def test_page(browser, origin, page):
     problems += [f"papermill parameter cell visible: {c}" for c in facts["parameterCells"]]
     problems += [f"a paragraph announces something but its section ends there: ...{c}"
                  for c in facts["danglingColons"]]
+    problems += [f"table wider than its column: {t}" for t in facts["wideTables"]]
+    problems += [f"figure without a caption: {f}" for f in facts["uncaptionedFigures"]]
     assert problems == [], f"{page}:\n" + "\n".join(problems)
 
 
