@@ -342,7 +342,8 @@ def test_cli_results_dir_not_writable(tmp_path):
 
 # ----------------------------------------------------------------------------- artifacts
 def tiny(cfg: rc.RunConfig) -> rc.RunConfig:
-    return replace(cfg, spec=replace(cfg.spec, widths=(24,), epochs=2, checkpoint_every=1))
+    return replace(cfg, spec=replace(cfg.spec, widths=(24,), epochs=2, checkpoint_every=1,
+                                     warmup_epochs=0))
 
 
 def synthetic_mnist(n_train: int = 300, n_test: int = 100) -> MNIST:
