@@ -31,24 +31,30 @@ def soft_target_bars(examples: list[tuple[np.ndarray, int, dict[float, np.ndarra
     ``examples``: (image (28, 28), true label, {temperature: probabilities over the classes}).
     """
     temps = list(examples[0][2])
-    fig = _figure(2.2 * (len(temps) + 1), 2.5 * len(examples))
-    axes = fig.subplots(len(examples), len(temps) + 1, squeeze=False)
+    # page width (8 in), so that 10-point text stays about 10 points in the book; one
+    # probability scale per row, so the panels show how the targets flatten as T grows
+    fig = _figure(8.0, 2.0 * len(examples))
+    axes = fig.subplots(len(examples), len(temps) + 1, squeeze=False,
+                        gridspec_kw={"width_ratios": [0.8] + [1] * len(temps)})
     for row, (image, label, probs) in zip(axes, examples):
         row[0].imshow(np.asarray(image).reshape(28, 28), cmap="gray_r")
-        row[0].set_title(f"a test {label}")
+        row[0].set_title(f"a test {label}", fontsize=10)
         row[0].axis("off")
+        low = min(float(np.asarray(probs[t], dtype=np.float64).min()) for t in temps)
         for ax, t in zip(row[1:], temps):
             p = np.asarray(probs[t], dtype=np.float64)
             colors = [COLORS["teacher"] if k == label else "#888888" for k in range(len(p))]
             ax.bar(range(len(p)), np.maximum(p, 1e-30), color=colors)
             ax.set_yscale("log")
-            ax.set_ylim(max(p.min() / 10, 1e-30), 3)
-            ax.set_xticks(range(len(p)))
-            ax.tick_params(labelsize=7)
-            ax.set_title(f"T = {t:g}")
-        row[1].set_ylabel("probability")
+            ax.set_ylim(max(low / 10, 1e-30), 3)
+            ax.set_xticks(range(0, len(p), 3))
+            ax.tick_params(labelsize=10)
+            ax.set_title(f"T = {t:g}", fontsize=10)
+            if ax is not row[1]:
+                ax.tick_params(labelleft=False)
+        row[1].set_ylabel("probability", fontsize=10)
     for ax in axes[-1, 1:]:
-        ax.set_xlabel("digit")
+        ax.set_xlabel("digit", fontsize=10)
     return fig
 
 

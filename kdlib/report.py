@@ -16,7 +16,7 @@ from pathlib import Path
 from . import verdicts
 from .claims import claims_markdown, claims_table
 from .io import atomic_write_bytes
-from .results import provenance_rows, total_compute_hours
+from .results import provenance_rows, reported_rows, total_compute_hours
 
 README_START, README_END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 #: The README's generated sentence on the paper teacher's runs (``progress.status_sentence``).
@@ -54,12 +54,12 @@ def update_readme(readme="README.md", results_dir=None, profile: str = "full") -
     _marked_text(path)
     _marked_text(path, TEACHER_START, TEACHER_END)
     rows = claims_table(results_dir, profile)
-    runs = provenance_rows(results_dir, profile)
+    runs = reported_rows(provenance_rows(results_dir, profile))
     seeds = sorted({r["seed"] for r in runs})
     single = any("(1 seed)" in str(r.get("ours", "")) for r in rows)
     table = (f"Generated from `results/{profile}/` by `python -m kdlib.report --readme` "
-             f"({len(runs)} runs, seeds {', '.join(map(str, seeds))}, "
-             f"{total_compute_hours(runs)} h of compute"
+             f"({len(runs)} runs behind these results, seeds {', '.join(map(str, seeds))}, "
+             f"{total_compute_hours(runs)} h of compute; superseded runs: the book's provenance page"
              f"{'; where only one seed exists the spread is not yet measured' if single else ''}"
              "). Details, figures and the verdict rules: "
              "`notebooks/05_results.ipynb`.\n\n" + claims_markdown(rows)
@@ -123,12 +123,13 @@ def update_book(intro=BOOK_INTRO, data_dir=BOOK_DATA, results_dir=None,
     path = Path(intro)
     _marked_text(path)
     rows = claims_table(results_dir, profile)
-    runs = provenance_rows(results_dir, profile)
+    every_run = provenance_rows(results_dir, profile)
+    runs = reported_rows(every_run)
     seeds = sorted({r["seed"] for r in runs})
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(data / "claims.csv", claims_csv(rows).encode())
-    atomic_write_bytes(data / "runs.csv", runs_csv(runs).encode())
+    atomic_write_bytes(data / "runs.csv", runs_csv(every_run).encode())  # superseded ones too
     link = Path(os.path.relpath(data / "claims.csv", path.parent)).as_posix()
     runs_link = Path(os.path.relpath(data / "runs.csv", path.parent)).as_posix()
     # The {table} directive holds exactly one table; the rules listed under it follow it.
@@ -137,8 +138,8 @@ def update_book(intro=BOOK_INTRO, data_dir=BOOK_DATA, results_dir=None,
     notes = "\n".join(line for line in lines if line.strip() and not line.startswith("|"))
     block = (f"{verdict_sentence(rows)}\n\n"
              f"```{{table}} The claims of Section 3: the paper's numbers and ours (mean ± sd "
-             f"over seeds, {len(runs)} runs, seeds {', '.join(map(str, seeds))}, "
-             f"{total_compute_hours(runs)} h of compute)\n:name: tab-claims\n\n"
+             f"over seeds, {len(runs)} runs behind these results, seeds "
+             f"{', '.join(map(str, seeds))}, {total_compute_hours(runs)} h of compute)\n:name: tab-claims\n\n"
              + table + "\n```\n\n" + (notes + "\n\n" if notes else "")
              + beyond_block(results_dir, profile) + "\n\n"
              + f"Download: {{download}}`this table as CSV <{link}>`, "

@@ -207,14 +207,22 @@ def _runs_of_every_protocol(name, profile, seeds, results_dir, validation):
     return out
 
 
+def _search_runs(profile, results_dir):
+    """The student-recipe search's runs (validation split; they chose the reported recipe)."""
+    from .search import search_configs
+    return [(r, "") for r in _load_existing(search_configs(profile), resolve_results_dir(results_dir))]
+
+
 def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS) -> list[dict]:
     """One row per available run of every experiment and protocol (test-set runs, then
-    validation-split runs): what made it, how long it took, and whether a later protocol
-    superseded it (such runs stay listed, kdlib.protocols)."""
+    validation-split runs, the student-recipe search last): what made it, how long it took,
+    and whether a later protocol superseded it (such runs stay listed, kdlib.protocols)."""
     rows = []
     for validation in (False, True):
-        for name in EXPERIMENTS:
-            for r, status in _runs_of_every_protocol(name, profile, seeds, results_dir, validation):
+        for name in [*EXPERIMENTS, *(["student_search"] if validation else [])]:
+            found = (_search_runs(profile, results_dir) if name == "student_search" else
+                     _runs_of_every_protocol(name, profile, seeds, results_dir, validation))
+            for r, status in found:
                 p = r.provenance
                 rows.append({"experiment": f"{name} (validation)" if validation else name,
                              "run": r.config["name"], "seed": seed_of(r),
@@ -227,6 +235,11 @@ def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS
                              "wall_time_s": float(r.metrics.get("wall_time_s", 0.0)),
                              "status": status})
     return rows
+
+
+def reported_rows(rows: list[dict]) -> list[dict]:
+    """The rows of ``provenance_rows`` behind the reported results (not superseded, not ahead)."""
+    return [r for r in rows if not r["status"]]
 
 
 def total_compute_hours(rows: list[dict]) -> float:
@@ -277,11 +290,12 @@ def clipped_share_curves(runs: list[RunResult]) -> dict[str, dict[str, np.ndarra
 def recipe_table() -> tuple[list[str], list[list[str]]]:
     """(header, rows) of chapter 2's recipe table: the reported protocol's teacher, the
     hard-label student and the distilled student (``kdlib.protocols``), read from the specs."""
-    from .recipes import DISTILL_TEMPERATURE, SOFT_WEIGHT, STUDENT, distill_spec, protocol_teacher_spec
+    from .recipes import DISTILL_TEMPERATURE, SOFT_WEIGHT, distill_spec, protocol_teacher_spec
     p = protocols.protocol()
     teacher = protocol_teacher_spec()
     distilled = distill_spec()
-    specs = {"Teacher": (teacher, "hard labels"), "Student": (STUDENT, "hard labels"),
+    student = configs_for("student", "full", [0])[0].spec  # the reported protocol's
+    specs = {"Teacher": (teacher, "hard labels"), "Student": (student, "hard labels"),
              "Distilled student": (distilled, f"T = {DISTILL_TEMPERATURE:g}, soft weight "
                                               f"{SOFT_WEIGHT:g}, hard weight {p.hard_weight:g}")}
 
@@ -306,7 +320,8 @@ def recipe_table() -> tuple[list[str], list[list[str]]]:
             ["Max-norm of each unit's weights"] + [f"{s.max_norm:.3g}" if s.max_norm else "none"
                                                    for s, _ in specs.values()],
             ["Input jitter"] + [f"up to {s.jitter} pixels" if s.jitter else "none"
-                                for s, _ in specs.values()]]
+                                for s, _ in specs.values()],
+            ["Matrix products"] + [s.precision for s, _ in specs.values()]]
     return [""] + list(specs), rows
 
 

@@ -5,6 +5,7 @@ smoke teacher is trained once."""
 import ast
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import papermill
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+STARTED = time.time()  # before any notebook of this session ran
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 NAMES = ["01_derivations", "02_teacher_and_students", "03_temperature_and_capacity",
          "04_omitted_digits", "05_results", "06_paper_teacher", "07_soft_targets_regulariser",
@@ -98,6 +100,21 @@ def test_outputs_are_clean(executed, name):
     text = json.dumps(outputs(path))
     assert str(results) not in text
     assert str(ROOT) not in text
+
+
+def test_a_rerun_into_a_fresh_folder_shows_the_new_runs_and_leaves_results_alone(executed):
+    """What ``make reproduce PROFILE=smoke RESULTS=<dir>`` does: the notebooks train into the
+    folder they are given, their provenance lines name those runs (the smoke profile, this
+    checkout's commit), and the committed ``results/`` are not written to."""
+    from kdlib.provenance import git_commit
+    path, _, results = result(executed, "02_teacher_and_students")
+    lines = [line for line in streams(path, "stdout").splitlines() if "profile" in line]
+    assert lines and all("profile smoke" in line for line in lines), lines
+    commit = git_commit()[:7]
+    assert all(f"commit {commit}" in line for line in lines), (commit, lines)
+    assert any(results.rglob("*.json"))
+    written = [p for p in (ROOT / "results").rglob("*") if p.is_file() and p.stat().st_mtime > STARTED]
+    assert written == []
 
 
 def test_derivations(executed):

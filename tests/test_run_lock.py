@@ -33,7 +33,8 @@ x = torch.randint(0, 256, (400, 28, 28), dtype=torch.uint8, generator=g)
 y = torch.randint(0, 10, (400,), generator=g)
 data = ex.MNIST(x[:300], y[:300], x[300:], y[300:], "synthetic")
 cfg = rc.configs_for("student", "smoke", [0])[0]
-cfg = replace(cfg, spec=replace(cfg.spec, widths=(16,), epochs=1, checkpoint_every=1, warmup_epochs=0), train_size=300)
+cfg = replace(cfg, spec=replace(cfg.spec, widths=(16,), epochs=1, checkpoint_every=1,
+                               warmup_epochs=0), train_size=300)
 real, trained = ex._train_group, []
 def slow(group, *args, **kwargs):
     trained.append(1)
