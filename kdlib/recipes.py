@@ -285,16 +285,18 @@ def sweep_settings() -> tuple[float, int]:
 def baseline_configs(profile, seeds, validation=False):
     """Hard-label students of every sweep width for the sweeps' epochs: the baseline that each
     width's temperature sweep is compared with (no teacher; protocols 1-2 share the fixed SGD
-    recipe, protocol 3 uses its chosen optimiser and epochs)."""
+    recipe, protocol 3 uses its chosen optimiser and epochs, and its 2x800 baseline is the
+    ``student`` experiment; ``kdlib.results.hard_label_students``)."""
     p = protocol()
     if p.optimiser is None:
         return [RunConfig("baseline", f"w{w}-hard-s{s}",
                           spec=_profile_spec(replace(STUDENT, widths=(w, w)), profile, SWEEP_EPOCHS),
                           member=Member(seed=s), **_common(profile, validation))
                 for w in budget(profile).sweep_widths for s in seeds]
+    # the 2x800 student on labels is the "student" experiment itself: one set of runs
     return [RunConfig("baseline", f"w{w}-hard-s{s}", spec=_profile_spec(distill_spec(w), profile),
                       member=Member(seed=s), protocol=p.number, **_common(profile, validation))
-            for w in budget(profile).sweep_widths for s in seeds]
+            for w in budget(profile).sweep_widths if w != STUDENT.widths[0] for s in seeds]
 
 
 def temperature_configs(profile, seeds, validation=False):

@@ -52,6 +52,21 @@ def load_or_run(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, 
     return [r for r in runs if isinstance(r, RunResult)]  # failures: ``load_failures``
 
 
+def hard_label_students(profile: str = "full", seeds=DEFAULT_SEEDS, *, results_dir=None,
+                        device="cpu", force: bool = False) -> list[RunResult]:
+    """The label-only student of every sweep width (``load_or_run``): the ``baseline``
+    experiment, and where it leaves out the 2x800 (protocol 3: the same recipe), the
+    ``student`` experiment's runs, so that one set of runs is the 2x800 baseline everywhere."""
+    runs = load_or_run("baseline", profile, seeds, results_dir=results_dir, device=device, force=force)
+    from .recipes import budget
+    have = {int(c.spec.widths[0]) for c in configs_for("baseline", profile, seeds)}
+    if any(w in budget(profile).sweep_widths and w not in have
+           for w in (int(c.spec.widths[0]) for c in configs_for("student", profile, seeds))):
+        runs = load_or_run("student", profile, seeds, results_dir=results_dir, device=device,
+                           force=force) + runs
+    return runs
+
+
 def load_runs(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, train: bool,
               results_dir=None, device="cpu", force: bool = False) -> list[RunResult]:
     """``load_or_run`` when ``train``, else ``load_available``: a notebook re-executed on the
