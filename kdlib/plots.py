@@ -279,17 +279,23 @@ def errors_vs_shift(shifts, curves: dict[str, np.ndarray], marks: dict[str, floa
 
 def clipped_share(curves: dict[str, dict[str, np.ndarray]], bound: float) -> Figure:
     """Share of the updates whose gradient norm exceeded ``bound`` (and was clipped) in each
-    epoch, one panel per group (e.g. hidden width), one line per setting (seed mean)."""
-    fig = _figure(4.2 * len(curves), 3.4)
+    epoch, one panel per group (e.g. hidden width), one line per setting (seed mean): colours
+    in the settings' order (a sequential map, e.g. low to high temperature) and line styles
+    that tell neighbours apart; page width, 10-point text."""
+    from matplotlib import colormaps
+    fig = _figure(8.0, 3.2)
     axes = fig.subplots(1, len(curves), squeeze=False, sharey=True)[0]
+    styles = ["-", "--", ":", "-."]
     for ax, (title, lines) in zip(axes, curves.items()):
+        colors = colormaps["viridis"](np.linspace(0, 0.9, max(len(lines), 2)))
         for i, (label, share) in enumerate(lines.items()):
             share = np.asarray(share, dtype=float)
-            ax.plot(np.arange(1, len(share) + 1), share, label=label,
-                    color=CYCLE[i % len(CYCLE)], linestyle="-" if i < len(CYCLE) else "--")
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
+            ax.plot(np.arange(1, len(share) + 1), share, label=label, color=colors[i],
+                    linestyle=styles[i % len(styles)], linewidth=1.5)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch", fontsize=10)
         ax.set_ylim(-0.02, 1.02)
-    axes[0].set_ylabel(f"share of updates clipped (norm > {bound:g})")
-    axes[-1].legend(fontsize="small", ncol=2)
+        ax.tick_params(labelsize=10)
+    axes[0].set_ylabel(f"share clipped (norm > {bound:g})", fontsize=10)
+    axes[-1].legend(fontsize=9, ncol=2)
     return fig

@@ -156,6 +156,15 @@ def provenance_line(runs: list[RunResult]) -> str:
             f"torch {values('torch_version')}; {values('device_name', short_device)}")
 
 
+def provenance_box(runs_by_name: dict):
+    """The provenance lines of named groups of runs, folded into a details box for the book
+    (an IPython Markdown object: the reader opens it when wanted)."""
+    from IPython.display import Markdown
+    lines = "\n".join(f"- {name}: {provenance_line(runs)}" for name, runs in runs_by_name.items())
+    return Markdown(f"<details><summary>Which runs these are (provenance)</summary>\n\n{lines}\n\n"
+                    "</details>")
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

@@ -108,7 +108,8 @@ def test_a_rerun_into_a_fresh_folder_shows_the_new_runs_and_leaves_results_alone
     checkout's commit), and the committed ``results/`` are not written to."""
     from kdlib.provenance import git_commit
     path, _, results = result(executed, "02_teacher_and_students")
-    lines = [line for line in streams(path, "stdout").splitlines() if "profile" in line]
+    shown = "".join("".join(out.get("data", {}).get("text/markdown", "")) for out in outputs(path))
+    lines = [line for line in shown.splitlines() if "profile" in line and "commit" in line]
     assert lines and all("profile smoke" in line for line in lines), lines
     commit = git_commit()[:7]
     assert all(f"commit {commit}" in line for line in lines), (commit, lines)
