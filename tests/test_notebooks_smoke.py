@@ -232,11 +232,7 @@ def test_omitted_digits(executed, mnist):
 def test_results(executed, mnist):
     from kdlib.claims import claims_table
     _, g, results = result(executed, "05_results")
-    # every smoke experiment has run by now: 13 claims, none missing; 22 runs of every
-    # protocol (the paper teacher, student, distilled, 6 temperatures, 2 hard weights, omit3,
-    # only78, the teacher-budget teacher and its student, the hard-label baselines of widths
-    # 300 and 30, soft targets only, omit3 and only78 at the low hard weight, and protocol 1's
-    # teacher and distilled student, which chapter 2's teacher-budget comparison loads)
+    # every smoke experiment of Section 3 has run by now: 13 claims, none missing
     assert g["claims_total"] == 13
     assert g["claims_missing_text"] == ""
     rows = claims_table(results, "smoke", [0], mnist.test_labels.numpy(),
@@ -244,7 +240,9 @@ def test_results(executed, mnist):
     verdicts = [r["replicated"] for r in rows]
     assert g["claims_replicated"] == verdicts.count("yes")
     assert g["claims_tested"] == sum(v == "yes" or v == "no" or v.startswith("no (") for v in verdicts)
-    assert g["total_runs"] == 22
+    # the runs behind the reported results that chapters 1-4 made (which ones exist by then
+    # depends on the chapters' order; every Section 3 experiment of the smoke profile has one)
+    assert g["total_runs"] >= 16 and int(g["superseded_runs"]) >= 0
     assert float(g["total_compute_hours"]) > 0
 
 
@@ -317,7 +315,10 @@ def test_ensemble_distillation(executed, mnist):
     # averaging is not worse than its worse member (seen: 553 against members 569 and 587)
     assert 0 < ensemble_errors <= max(member_errors), (ensemble_errors, member_errors)
     runs = {r.config["name"]: r for r in runs_of(results, "ensemble")}
-    [hard] = runs_of(results, "student")
+    from kdlib.beyond import study_protocol
+    from kdlib.protocols import use_protocol
+    with use_protocol(study_protocol("ensemble").number):  # the study's student recipe
+        [hard] = runs_of(results, "student")
     students = {"hard": hard, "one": runs["from-teacher-s0"], "from_ensemble": runs["from-ensemble2-s0"]}
     wrong = {key: wrong_of(r, labels) for key, r in students.items()}
     for key, r in students.items():
