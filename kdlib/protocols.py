@@ -180,8 +180,8 @@ def protocol_table() -> tuple[list[str], list[list[str]]]:
             "Gradient-norm clipping": lambda p: ("none" if p.max_grad_norm is None
                                                  else f"at norm {p.max_grad_norm:g} (issue 12)"),
             "How the choices were made": lambda p: p.selection,
-            "Artifacts": lambda p: ("`results/<profile>/`" if p.number == 1
-                                    else f"`results/<profile>/protocol-{p.number}/`")}
+            "Artifacts (in `results/<profile>/`)": lambda p: ("the folder itself" if p.number == 1
+                                                              else f"`protocol-{p.number}/`")}
     numbers = book_protocols()
     header = [""] + [f"protocol {n}" + (" (reported now)" if n == PROTOCOL else "") for n in numbers]
     return header, [[name] + [cell(PROTOCOLS[n]) for n in numbers] for name, cell in rows.items()]

@@ -252,7 +252,7 @@ def test_the_protocol_table_reads_its_values_from_the_protocols():
     assert by_name["Student epochs"][0] == f"{STUDENT.epochs}"
     assert by_name["Hard-weight grid (validation)"][1] == ", ".join(f"{w:g}" for w in HARD_WEIGHTS_WIDE)
     # code spans: in Markdown a bare <profile> would be taken for an HTML tag and vanish
-    assert by_name["Artifacts"][:2] == ["`results/<profile>/`", "`results/<profile>/protocol-2/`"]
+    assert by_name["Artifacts (in `results/<profile>/`)"][:2] == ["the folder itself", "`protocol-2/`"]
 
 
 def test_runs_that_need_an_unmade_choice_are_refused_by_name_and_read_as_none(monkeypatch, tmp_path):
