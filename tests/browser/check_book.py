@@ -165,7 +165,7 @@ return {
         .map(c => c.innerText.trim().slice(0, 80)),
     wideTables: Array.from(document.querySelectorAll('article table')).filter(t => {
         const column = t.closest('section') || t.closest('article');
-        return t.getClientRects().length && column
+        return t.getClientRects().length && column && !t.closest('details:not([open])')
             && t.getBoundingClientRect().width > column.getBoundingClientRect().width + 2;
     }).map(t => t.innerText.trim().slice(0, 80)),
     uncaptionedFigures: Array.from(document.querySelectorAll('article figure')).filter(f =>
