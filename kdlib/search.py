@@ -237,18 +237,18 @@ def narrow_rates(rows) -> list[dict]:
 
 
 def narrow_markdown_rows(rows) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of stage 4 for the book: per width and rate, the mean validation errors
-    of seeds 0-1 at each temperature (or how it failed), and their mean over temperatures."""
+    """(header, rows) of stage 4 for the book, one row per temperature (the table fits the
+    page) and one column per width and rate: the mean validation errors of seeds 0-1 (or how
+    a run failed), then their mean over temperatures."""
     rates = narrow_rates(rows)
     temps = sorted({t for o in rates for t in o["by_t"]})
-    failed = {(o["width"], o["lr"]): dict(o["failed"]) for o in rates}
-    header = ["Student", "Rate"] + [f"T = {t:g}" for t in temps] + ["Mean"]
-    body = []
-    for o in rates:
-        cells = [failed[o["width"], o["lr"]].get(t) or ("-" if o["by_t"].get(t) is None
-                                                         else f"{o['by_t'][t]:.1f}") for t in temps]
-        mean = "-" if o["mean"] is None else f"{o['mean']:.1f}" + (" (chosen)" if o["chosen"] else "")
-        body.append([f"2x{o['width']}", f"{o['lr']:g}"] + cells + [mean])
+    header = ["Distilled at"] + [f"2x{o['width']}, rate {o['lr']:g}" for o in rates]
+    body = [[f"T = {t:g}"] + [dict(o["failed"]).get(t) or ("-" if o["by_t"].get(t) is None
+                                                           else f"{o['by_t'][t]:.1f}")
+                              for o in rates] for t in temps]
+    body.append(["mean over T"] + ["-" if o["mean"] is None else
+                                   f"{o['mean']:.1f}" + (" (chosen)" if o["chosen"] else "")
+                                   for o in rates])
     return header, body
 
 

@@ -50,6 +50,7 @@ RESULTS_PAGES = [p for p in PAGES if Path(p).stem.endswith("results")]
 NOTEBOOK_PAGES = [p for p in PAGES if (REPO / p).with_suffix(".ipynb").is_file()]
 #: The pages to photograph: name -> page.
 SHOTS = {"intro": "book/intro.html", "chapter": "notebooks/02_teacher_and_students.html",
+         "temperature": "notebooks/03_temperature_and_capacity.html",
          "conclusions": "book/conclusions.html", "paper_teacher": "notebooks/06_paper_teacher.html",
          "soft_targets": "notebooks/07_soft_targets_regulariser.html",
          "ensemble": "notebooks/08_ensemble_distillation.html",
