@@ -290,7 +290,7 @@ def clipped_share(curves: dict[str, dict[str, np.ndarray]], bound: float) -> Fig
         colors = colormaps["viridis"](np.linspace(0, 0.9, max(len(lines), 2)))
         for i, (label, share) in enumerate(lines.items()):
             share = np.asarray(share, dtype=float)
-            ax.plot(np.arange(1, len(share) + 1), share, label=label, color=colors[i],
+            ax.plot(np.arange(1, len(share) + 1), share, label=label, color=tuple(colors[i]),
                     linestyle=styles[i % len(styles)], linewidth=1.5)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch", fontsize=10)

@@ -102,16 +102,23 @@ def test_outputs_are_clean(executed, name):
     assert str(ROOT) not in text
 
 
+def _commit() -> str:
+    from kdlib.provenance import git_commit
+    return git_commit()
+
+
+STARTED_COMMIT = _commit()  # what the runs of this session record (a commit made meanwhile: not)
+
+
 def test_a_rerun_into_a_fresh_folder_shows_the_new_runs_and_leaves_results_alone(executed):
     """What ``make reproduce PROFILE=smoke RESULTS=<dir>`` does: the notebooks train into the
     folder they are given, their provenance lines name those runs (the smoke profile, this
     checkout's commit), and the committed ``results/`` are not written to."""
-    from kdlib.provenance import git_commit
     path, _, results = result(executed, "02_teacher_and_students")
     shown = "".join("".join(out.get("data", {}).get("text/markdown", "")) for out in outputs(path))
     lines = [line for line in shown.splitlines() if "profile" in line and "commit" in line]
     assert lines and all("profile smoke" in line for line in lines), lines
-    commit = git_commit()[:7]
+    commit = STARTED_COMMIT[:7]
     assert all(f"commit {commit}" in line for line in lines), (commit, lines)
     assert any(results.rglob("*.json"))
     written = [p for p in (ROOT / "results").rglob("*") if p.is_file() and p.stat().st_mtime > STARTED]
