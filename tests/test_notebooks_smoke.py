@@ -250,7 +250,8 @@ def test_results(executed, mnist):
     # the runs behind the reported results that chapters 1-4 made (which ones exist by then
     # depends on the chapters' order; every Section 3 experiment of the smoke profile has one)
     assert g["total_runs"] >= 16 and int(g["superseded_runs"]) >= 0
-    assert float(g["total_compute_hours"]) > 0
+    # hours with two decimals (a quick smoke profile may round to 0.00)
+    assert str(g["total_compute_hours"]).count(".") == 1 and float(g["total_compute_hours"]) >= 0
 
 
 def test_the_longer_60_epoch_teacher(executed):
