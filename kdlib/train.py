@@ -30,7 +30,7 @@ from .evaluate import count_errors
 from .io import ArtifactError, read_torch, write_torch
 from .models import MLP
 from .spec import Member, TrainSpec, checkpoint_identity, hinton2012_schedule, learning_rate
-from .step import Step
+from .step import Step, compute_dtype
 
 #: Runs with at least this many steps compile the update (kdlib.step): about 16 s to compile
 #: on this project's CPU, repaid after about 20 epochs of a 2x800 student
@@ -159,8 +159,7 @@ def _low_precision_teacher(teacher: MLP | None, precision: str) -> MLP | None:
     if teacher is None:
         return None
     copy = teacher.member(0).eval()
-    dtype = Step(copy, precision).dtype
-    return copy.to(dtype)
+    return copy.to(compute_dtype(precision, copy.device))
 
 
 @torch.no_grad()
