@@ -24,7 +24,6 @@ import torch
 
 if TYPE_CHECKING:  # kdlib.experiments imports kdlib.recipes, which registers these studies
     from .experiments import RunResult
-from .protocols import use_protocol
 from .recipes import (DISTILL_TEMPERATURE, STUDENT, RunConfig, budget, distill_member, distill_spec,
                       protocol, protocol_teacher_configs)
 from .spec import Member, TrainSpec
@@ -130,6 +129,14 @@ def soft_target_configs(profile, seeds, validation=False) -> list[StudyConfig]:
     return out
 
 
+def curve_every(cfg: RunConfig) -> int:
+    """Epochs between two points of a run's test-error curve: one point per pass over as many
+    images as the whole training set (a run on a fraction f has 1/f times the epochs)."""
+    if cfg.transfer.startswith("subset:"):
+        return max(1, round(1 / float(cfg.transfer.split(":")[1])))
+    return 1
+
+
 def ensemble_members(profile: str, validation: bool = False) -> list[RunConfig]:
     seeds = study_budget(profile).ensemble_seeds
     return study_teacher_configs(profile, list(seeds), validation)
@@ -169,28 +176,7 @@ def specialist_configs(profile, seeds, validation=False) -> list[RunConfig]:
         for s, g in zip(seeds, generalists) for k in cluster_ks(profile) for j in range(k)]
 
 
-#: The student recipe (``kdlib.protocols``) of each study's students. The soft-targets study
-#: was run with protocol 2's recipe and not yet with protocol 3's (its 24 runs cost as much as
-#: 24 full-length students); the ensemble study with the book's (protocol 3); the specialists
-#: start from the fixed hard-label recipe.
-STUDY_PROTOCOLS = {"soft_targets": 2, "ensemble": 3}
-
-
-def study_protocol(study: str):
-    """The protocol whose student recipe ``study``'s runs use (None: the book's)."""
-    return protocol(STUDY_PROTOCOLS.get(study))
-
-
-def _with_protocol(study: str, build):
-    def configs(profile, seeds, validation=False):
-        with use_protocol(study_protocol(study).number):
-            return build(profile, seeds, validation)
-    configs.__doc__ = build.__doc__
-    return configs
-
-
-CONFIGS = {"soft_targets": _with_protocol("soft_targets", soft_target_configs),
-           "ensemble": _with_protocol("ensemble", ensemble_configs),
+CONFIGS = {"soft_targets": soft_target_configs, "ensemble": ensemble_configs,
            "specialists": specialist_configs}
 
 

@@ -17,7 +17,6 @@ from . import verdicts
 from .claims import better_than
 from .experiments import RunResult
 from .recipes import DEFAULT_SEEDS
-from .protocols import use_protocol
 from .results import correct, load_available, load_if_chosen, p_text, resolve_results_dir, seed_of
 from .stats import format_mean_sd
 
@@ -173,8 +172,7 @@ def beyond_claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_S
              if members else None)
     ensemble = load_if_chosen("ensemble", profile, seeds, results_dir)
     from_ensemble = [r for r in ensemble if r.config["name"].startswith("from-ensemble")]
-    with use_protocol(beyond.study_protocol("ensemble").number):  # the same student recipe
-        hard = load_available("student", profile, seeds, results_dir)
+    hard = load_available("student", profile, seeds, results_dir)
     rows += ensemble_rows(members, probs, from_ensemble, hard, test_labels)
     specialists = load_if_chosen("specialists", profile, seeds, results_dir)
     names = {r.config["name"] for r in specialists}

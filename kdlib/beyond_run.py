@@ -101,15 +101,18 @@ def _train_stack(group, images, labels, teacher_logits, data, curve, **opts):
     ckpt = ex.checkpoint_path(group, results_dir)
     opts["log"](f"kdlib: training {first.experiment} [{', '.join(c.name for c in group)}] on "
                 f"{len(images)} examples, {first.spec.epochs} epochs, device {device}")
+    every = bd.curve_every(first)
     result = train(images, labels, first.spec, [c.member for c in group], teacher_logits=teacher_logits,
                    eval_images=te_x[curve], eval_labels=te_y[curve], checkpoint_path=ckpt,
-                   progress=opts["progress"], desc=f"{first.experiment} ({len(group)})")
+                   progress=opts["progress"], desc=f"{first.experiment} ({len(group)})",
+                   eval_every=every)
     logits = bd.stacked_logits(result.model, te_x)
     out = []
     for k, cfg in enumerate(group):
         history = {key: [e[k] for e in result.history[key]] for key in ("train_loss", "test_errors")}
         extra = {"transfer_set_size": len(images), "stacked_with": len(group),
-                 "curve_test_images": int(len(curve)), "sources": list(cfg.sources)}
+                 "curve_test_images": int(len(curve)), "curve_every_epochs": every,
+                 "sources": list(cfg.sources)}
         res = ex._save_artifact(cfg, results_dir, logits[k], te_y, history,
                                 result.wall_time / len(group), device, None, extra)
         opts["log"](f"kdlib: {cfg.name}: {res.test_errors} test errors -> {res.path}")

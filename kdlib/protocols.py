@@ -62,9 +62,6 @@ class Protocol:
     width_lrs: tuple = ()
     #: the hard weights of the test-set sweep (None: ``hard_weights``)
     test_hard_weights: tuple | None = None
-    #: ((width, temperatures), ...): widths whose temperature sweep keeps only these of the
-    #: profile's grid (compute); the others sweep the whole grid
-    sweep_temperatures: tuple = ()
 
 
 PROTOCOLS = {
@@ -101,9 +98,6 @@ PROTOCOLS = {
                 # sweep, seeds 0-1, mean validation errors over temperatures): 0.003 283.1
                 # (0.001 285.2, 0.01 288.2, 0.03 collapsed at T = 1 to 2.5)
                 width_lrs=((30, 0.003),),
-                # the 2x800 sweep at five temperatures, not nine (compute: 17 instead of 30
-                # core-minutes a seed); T >= 8 as the paper's claim needs, and 2.5 and 5 below
-                sweep_temperatures=((800, (2.5, 5.0, 8.0, 10.0, 20.0)),),
                 # 30 is left out: with SGD at 0.03 it diverged on the validation split (stage 2)
                 test_hard_weights=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0),
                 selection="staged search on the validation split: optimiser and learning rate, "

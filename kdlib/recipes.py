@@ -304,11 +304,10 @@ def temperature_configs(profile, seeds, validation=False):
     distil from teacher seed 0 (protocol 1) or each from its own seed's teacher."""
     b, p = budget(profile), protocol()
     hard_weight, epochs = _sweep_budget(p)
-    kept = dict(p.sweep_temperatures)
     return [_distilled("temperature", f"w{w}-T{t:g}-s{s}", profile, s, validation,
                        teacher_seed=p.sweep_teacher_seed, width=w, temperature=t,
                        hard_weight=hard_weight, epochs=epochs, logits_dtype="float16")
-            for w in b.sweep_widths for t in b.temperatures if t in kept.get(w, (t,))
+            for w in b.sweep_widths for t in b.temperatures
             for s in seeds]
 
 

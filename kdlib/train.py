@@ -254,12 +254,12 @@ def _train_epoch(run: _Run, spec: TrainSpec, epoch: int) -> list[float]:
 
 
 def _end_of_epoch(run: _Run, epoch: int, epoch_loss: list[float], eval_images, eval_labels,
-                  check: bool, members, desc: str, checkpoint_path) -> None:
-    """After epoch ``epoch`` (1-based): stop on divergence, record the loss and the test errors,
-    stop on a collapse (when ``check``)."""
+                  evaluate: bool, check: bool, members, desc: str, checkpoint_path) -> None:
+    """After epoch ``epoch`` (1-based): stop on divergence, record the loss and (when
+    ``evaluate``) the test errors, stop on a collapse (when ``check``)."""
     check_divergence(run.model.parameters(), epoch_loss, epoch, desc, checkpoint_path)
     run.history["train_loss"].append(epoch_loss)
-    if eval_images is not None:
+    if evaluate and eval_images is not None:
         logits = predict_logits(run.model, eval_images)
         run.history["test_errors"].append(count_errors(logits, eval_labels))
         checked, labels, what = logits.argmax(-1), eval_labels, "test"
@@ -280,14 +280,16 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
           checkpoint_path: str | os.PathLike | None = None, progress: bool = True,
           desc: str = "train", stop_after_epoch: int | None = None,
           compile: bool | None = None, check_collapse: bool = True,
-          teacher: MLP | None = None) -> TrainResult:
+          teacher: MLP | None = None, eval_every: int = 1) -> TrainResult:
     """Train ``len(members)`` MLPs of ``spec`` on (images, labels); return the stack.
 
     ``teacher_logits`` (N, C) are the cached logits of the teacher on the same transfer set
     (needed when a member has ``soft_weight > 0``); or ``teacher``, the teacher network itself,
     which labels every batch as the student sees it (a jittered transfer set, beyond the
     paper's setting; its GEMMs at the student's precision). With ``eval_images``, the test error of
-    every member is recorded after each epoch. ``stop_after_epoch`` ends early (for tests of
+    every member is recorded after every ``eval_every``-th epoch and the last (a run on a
+    small transfer set with many epochs records one point per so many images, not per
+    epoch, and is checked for a collapse at those points only). ``stop_after_epoch`` ends early (for tests of
     resumption; the checkpoint then holds that epoch). ``compile`` (default: for runs of at
     least ``COMPILE_MIN_STEPS`` steps) fuses the parameter update with torch.compile.
     ``check_collapse``: after every epoch from the ``COLLAPSE_MIN_STEPS``-th update on, once
@@ -298,6 +300,8 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     """
     from tqdm.auto import tqdm
     members = list(members)
+    if not (isinstance(eval_every, int) and eval_every >= 1):
+        raise ValueError(f"eval_every must be a positive number of epochs, got {eval_every!r}")
     _check_inputs(images, labels, members, teacher_logits, teacher)
     run = _start(images, labels, spec, members, teacher_logits, compile, teacher)
     ident = checkpoint_identity(spec, members, len(images))
@@ -318,8 +322,9 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
         epoch_loss = _train_epoch(run, spec, epoch)
         done = epoch + 1
         run.seconds, t0 = run.seconds + time.perf_counter() - t0, time.perf_counter()
-        _end_of_epoch(run, done, epoch_loss, eval_images, eval_labels,
-                      check_collapse and collapse_check_due(done, steps, spec.warmup_epochs),
+        evaluate = done % eval_every == 0 or done == spec.epochs
+        _end_of_epoch(run, done, epoch_loss, eval_images, eval_labels, evaluate,
+                      evaluate and check_collapse and collapse_check_due(done, steps, spec.warmup_epochs),
                       members, desc, path)
         bar.set_postfix(loss=f"{min(epoch_loss):.4f}")
         stop = stop_after_epoch is not None and done >= stop_after_epoch

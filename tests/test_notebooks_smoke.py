@@ -323,10 +323,7 @@ def test_ensemble_distillation(executed, mnist):
     # averaging is not worse than its worse member (seen: 553 against members 569 and 587)
     assert 0 < ensemble_errors <= max(member_errors), (ensemble_errors, member_errors)
     runs = {r.config["name"]: r for r in runs_of(results, "ensemble")}
-    from kdlib.beyond import study_protocol
-    from kdlib.protocols import use_protocol
-    with use_protocol(study_protocol("ensemble").number):  # the study's student recipe
-        [hard] = runs_of(results, "student")
+    [hard] = runs_of(results, "student")
     students = {"hard": hard, "one": runs["from-teacher-s0"], "from_ensemble": runs["from-ensemble2-s0"]}
     wrong = {key: wrong_of(r, labels) for key, r in students.items()}
     for key, r in students.items():

@@ -27,6 +27,20 @@ def test_learns_real_mnist(mnist):
     assert losses[-1] < losses[0]
 
 
+def test_eval_every_records_the_curve_at_its_points_and_the_last_epoch(mnist):
+    x, y = _subset(mnist, 500)
+    spec = replace(SMALL, epochs=7)
+    eval_x, eval_y = mnist.test_images[:300], mnist.test_labels[:300]
+    sparse = train(x, y, spec, eval_images=eval_x, eval_labels=eval_y, progress=False, eval_every=3)
+    dense = train(x, y, spec, eval_images=eval_x, eval_labels=eval_y, progress=False)
+    assert len(sparse.history["train_loss"]) == 7
+    # epochs 3, 6 and 7; evaluating does not change the training
+    assert sparse.history["test_errors"] == [dense.history["test_errors"][i] for i in (2, 5, 6)]
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="eval_every"):
+            train(x, y, spec, progress=False, eval_every=bad)
+
+
 def test_same_seed_same_numbers_other_seed_other_numbers(mnist):
     x, y = _subset(mnist, 1000)
     spec = replace(SMALL, input_dropout=0.2, hidden_dropout=0.5, max_norm=2.0, jitter=2, epochs=2)
