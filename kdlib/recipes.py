@@ -132,16 +132,6 @@ PROFILES = {
 }
 
 
-#: TrainSpec fields added after the first artifacts; at their default they are left out of
-#: the config (and its hash), so adding an option does not invalidate finished runs.
-ADDED_SPEC_FIELDS = {"warmup_epochs": 0, "precision": "float32", "schedule": "cosine",
-                     "lr_decay": 1.0, "momentum_final": None, "momentum_epochs": 0,
-                     "init_std": None, "max_norm_output": True, "max_grad_norm": None,
-                     "optimizer": "sgd"}
-#: The same for RunConfig fields.
-ADDED_RUN_FIELDS = {"teacher_epochs": None, "protocol": 1}
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """One training run; its hash names its artifact."""
@@ -163,12 +153,6 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["spec"]["widths"] = list(self.spec.widths)
-        for name, default in ADDED_SPEC_FIELDS.items():  # keep older artifacts' hashes valid
-            if d["spec"][name] == default:
-                del d["spec"][name]
-        for name, default in ADDED_RUN_FIELDS.items():
-            if d[name] == default:
-                del d[name]
         return d
 
     @property

@@ -127,12 +127,7 @@ def fingerprint(obj) -> str:
 def checkpoint_identity(spec: TrainSpec, members: Sequence[Member], n: int) -> str:
     """What a checkpoint must have been written by to be resumed: the spec, the members and
     the size of the transfer set (stored in the checkpoint as ``fingerprint``)."""
-    spec_id = asdict(spec)
-    if spec.max_grad_norm is None:  # added later: checkpoints of earlier runs stay valid
-        del spec_id["max_grad_norm"]
-    if spec.optimizer == "sgd":
-        del spec_id["optimizer"]
-    return fingerprint({"spec": spec_id, "members": [asdict(m) for m in members], "n": n})
+    return fingerprint({"spec": asdict(spec), "members": [asdict(m) for m in members], "n": n})
 
 
 def learning_rate(spec: TrainSpec, step: int, steps_per_epoch: int) -> float:

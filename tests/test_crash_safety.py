@@ -320,7 +320,7 @@ def test_protocol_2_trains_its_paper_teacher_then_the_student_beside_protocol_1(
     assert first.path == tmp_path / "smoke" / "distilled" / "distilled-T20-s0.json"
     assert (tmp_path / "smoke" / "paper_teacher" / "paper-teacher-s0.json").exists()
     assert second.config["protocol"] == 2 and second.config["spec"]["max_grad_norm"] == 5.0
-    assert second.config["member"]["hard_weight"] == 0.3 and "protocol" not in first.config
+    assert second.config["member"]["hard_weight"] == 0.3 and first.config["protocol"] == 1
     with protocols.use_protocol(1):
         again = ex.load_artifact(rc.configs_for("distilled", "smoke", [0])[0], tmp_path)
     assert again.path == first.path
