@@ -94,7 +94,7 @@ full-runs: venv search
 ## narrow students' learning rates)
 .PHONY: search
 search: venv
-	for stage in 1 2 3 4; do $(PY) -m kdlib.search $$stage --profile $(PROFILE) --device $(DEVICE) \
+	for stage in 1 2 3 4 5; do $(PY) -m kdlib.search $$stage --profile $(PROFILE) --device $(DEVICE) \
 	  --results-dir $(RESULTS) || exit 1; done
 
 ## make reproduce PROFILE=full DEVICE=cuda [SEEDS=0,1,2] [FORCE=1] [RESULTS=DIR]: rerun every

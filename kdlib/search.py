@@ -18,6 +18,10 @@ A staged search in the spirit of Google's tuning playbook, planned before it ran
    ``NARROW_WIDTHS`` gets its own rate: the chosen recipe (hard weight, epochs) at every
    temperature of the sweep, over a grid of rates; the rate with the fewest validation errors
    averaged over temperatures and seeds, among rates where no run failed, is that width's.
+5. **The label-only student** (``STAGE5``, added after protocol 3's test-set runs): stages 1-3
+   chose a recipe for distillation; the student it is compared with, the same 2x800 net on
+   hard labels only, deserves a recipe chosen for labels, on the same split by the same rule.
+   SGD over a rate grid at two budgets, and stage 2's best label-only setting (Adam) at both.
 
 Every student learns from the validation teacher (the paper recipe, 1000 epochs on the first
 50,000 training images, seed 0) and is scored on the last 10,000. A setting is chosen by its
@@ -96,7 +100,11 @@ def search_config(setting: Optimiser, hard_weight: float | None, epochs: int, se
                      train_size=budget(profile).train_size, protocol=SEARCH_PROTOCOL)
 
 
-STAGES = (1, 2, 3, 4)
+#: Stage 5's label-only settings (optimiser, epochs); stage 2's 30-epoch references (SGD at
+#: 0.03: 170.0, Adam at 0.003: 158.5) are two of them.
+STAGE5 = (tuple((Optimiser("sgd", lr), e) for lr in (1e-2, 3e-2, 1e-1, 3e-1) for e in (30, 120))
+          + tuple((Optimiser("adam", 3e-3), e) for e in (30, 120)))
+STAGES = (1, 2, 3, 4, 5)
 
 
 def stage_grid(stage: int) -> list[tuple]:
@@ -112,6 +120,8 @@ def stage_grid(stage: int) -> list[tuple]:
         chosen = PROTOCOLS[SEARCH_PROTOCOL]
         return [(s, chosen.hard_weight, chosen.student_epochs, w, temp)
                 for w in NARROW_WIDTHS for s in STAGE4 for temp in TEMPERATURES]
+    if stage == 5:
+        return [(s, None, e, 800, t) for s, e in STAGE5]
     raise ValueError(f"the search has stages {', '.join(map(str, STAGES))}, not {stage!r}")
 
 
@@ -236,6 +246,18 @@ def narrow_rates(rows) -> list[dict]:
     return sorted(out.values(), key=lambda o: (o["width"], o["lr"]))
 
 
+def label_recipe(rows) -> dict | None:
+    """Stage 5's choice: the finished label-only setting with the fewest mean validation
+    errors, once every setting of the stage has finished or failed (None before), with
+    ``bracketed``: a worse (or failed) rate on each side of it in its family and budget."""
+    stage = [r for r in rows if r["stage"] == 5]
+    if not stage or any(r["status"] in ("running", "not run") for r in stage):
+        return None
+    best = min((r for r in stage if r["mean"] is not None), key=lambda r: r["mean"])
+    rates = sorted(r["lr"] for r in stage if (r["family"], r["epochs"]) == (best["family"], best["epochs"]))
+    return {**best, "bracketed": rates[0] < best["lr"] < rates[-1]}
+
+
 def narrow_markdown_rows(rows) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of stage 4 for the book, one row per temperature (the table fits the
     page) and one column per width and rate: the mean validation errors of seeds 0-1 (or how
@@ -307,6 +329,11 @@ def main(argv=None) -> int:
                 print(f"stage {stage}: best {r['family']} lr {r['lr']:g} hard weight "
                       f"{r['hard_weight']:g} epochs {r['epochs']}: {r['mean']:.1f}"
                       f"{'' if r['bracketed'] else ' (at the grid edge)'}")
+        best = label_recipe(rows)
+        if best is not None:
+            print(f"stage 5: labels only, best {best['family']} lr {best['lr']:g} epochs "
+                  f"{best['epochs']}: {best['mean']:.1f}"
+                  f"{'' if best['bracketed'] else ' (at the grid edge)'}")
         for o in narrow_rates(rows):
             state = (f"{o['mean']:.1f}" if o["mean"] is not None else
                      f"failed at T = {', '.join(f'{t:g} ({s})' for t, s in o['failed'])}"

@@ -95,3 +95,21 @@ def test_best_rows_pick_the_fewest_mean_errors_and_say_whether_the_grid_brackets
     best = search.best_rows(rows, 1)
     assert [(r["family"], r["lr"], r["bracketed"]) for r in best] == \
         [("sgd", 0.01, True), ("adam", 1e-3, False)]
+
+
+def test_the_label_recipe_waits_for_its_stage_then_picks_the_fewest_mean_errors():
+    def row(family, lr, epochs, mean, status="done"):
+        return {"stage": 5, "family": family, "lr": lr, "epochs": epochs, "mean": mean,
+                "status": status, "hard_weight": None}
+    rows = [row("sgd", 0.01, 120, 150), row("sgd", 0.1, 120, 140), row("sgd", 0.3, 120, None, "diverged"),
+            row("adam", 3e-3, 120, 145), row("sgd", 0.1, 30, None, "running")]
+    assert search.label_recipe(rows) is None  # a setting still running: no choice yet
+    rows[-1] = row("sgd", 0.1, 30, 160)
+    best = search.label_recipe(rows)
+    assert (best["family"], best["lr"], best["epochs"], best["bracketed"]) == ("sgd", 0.1, 120, True)
+    rows.append(row("adam", 3e-3, 30, 130))  # one rate only: not bracketed
+    best = search.label_recipe(rows)
+    assert (best["family"], best["epochs"], best["bracketed"]) == ("adam", 30, False)
+    names = [c.name for c in search.stage_configs(5)]
+    assert names[:2] == ["sgd-lr0.01-hard-e30-s0", "sgd-lr0.01-hard-e30-s1"]
+    assert all(c.validation and c.teacher_seed is None for c in search.stage_configs(5))
