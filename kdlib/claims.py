@@ -15,9 +15,9 @@ from . import verdicts
 from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
 from .experiments import RunResult
 from .progress import listing
-from .protocols import protocol, use_protocol
+from .protocols import PROTOCOLS, protocol, use_protocol
 from .recipes import DEFAULT_SEEDS
-from .results import (_load_existing, correct, load_available, markdown_table, resolve_results_dir,
+from .results import (load_existing, correct, load_available, markdown_table, resolve_results_dir,
                       seed_of)
 from .stats import format_mean_sd, mcnemar_exact, paired_difference_ci
 
@@ -177,7 +177,7 @@ def validation_hard_weight_sweep(results_dir=None, profile: str = "full") -> lis
     configs = [search.search_config(setting, h, search.SEARCH_EPOCHS, seed, profile)
                for s, h, _, _, _ in search.stage_grid(2) if s == setting and h is not None
                for seed in search.SEARCH_SEEDS]
-    return _load_existing(configs, resolve_results_dir(results_dir))
+    return load_existing(configs, resolve_results_dir(results_dir))
 
 
 # ----------------------------------------------------------------------------- the claims table
@@ -191,7 +191,7 @@ def protocol_comparison(results_dir=None, profile: str = "full", seeds=DEFAULT_S
         with use_protocol(n):
             tables[n] = claims_table(results_dir, profile, seeds, **labels)
     first, last = tables[numbers[0]], tables[numbers[-1]]
-    header = ["#", "Claim (Section 3)", "Paper"] + [f"protocol {n}" for n in numbers]
+    header = ["#", "Claim", "Paper"] + [PROTOCOLS[n].label for n in numbers]
     rows = [[r["number"], r["claim"], r["paper"]]
             + [f"{tables[n][i]['ours']}; {tables[n][i]['replicated']}" for n in numbers]
             for i, r in enumerate(last)]

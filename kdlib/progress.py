@@ -1,26 +1,14 @@
-"""How far a long run has got, where its test-error curve is heading, and what finishing costs.
+"""How far a long run has got, and where its test-error curve is heading.
 
 Serves Section 3's teacher ("This net achieved 67 test errors"): the paper-recipe teacher of
-chapter 6 needs about a thousand epochs, more than one session of a 2-core machine, so the
-book shows its curves while it trains, a projection of where they lead, and the compute left.
+chapter 6 trains for a thousand epochs over several sessions; the book shows its curves and
+a power law fitted to them (where more epochs would lead: a guess, not a result).
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from scipy.optimize import curve_fit
 
-#: Seconds one epoch of the paper-recipe teacher (60,000 images, batch 100, bfloat16 step,
-#: compiled update) takes on one core of this project's 2-core machine, 1 thread, two runs
-#: side by side (tqdm rates). The machine changed between sessions: a 2-core AMD EPYC until
-#: 2026-12-02 (12 s, epochs 21-27, nothing else running), a 2-core Intel Xeon on 2026-12-03
-#: (4.2-5.8 s, so 5 s).
-PAPER_TEACHER_SECONDS_PER_EPOCH_CPU = 5.0
-#: Epochs of the paper-recipe teachers trained on the earlier machine, and its seconds per
-#: epoch: all four runs' epochs up to their checkpoints of commit d3f1ab4 (290 + 290 + 260 +
-#: 600), for the compute spent.
-PAPER_TEACHER_EARLIER_EPOCHS, PAPER_TEACHER_EARLIER_SECONDS = 1440, 12.0
 #: The shortest curve ``fit_learning_curve`` fits (it uses the second half, at least 5 epochs).
 MIN_FIT_EPOCHS = 10
 
@@ -76,15 +64,6 @@ def epoch_reaching(fit: dict, target: float) -> float | None:
     if target <= fit["floor"] or fit["scale"] <= 0:
         return None
     return float(((target - fit["floor"]) / fit["scale"]) ** (-1.0 / fit["exponent"]))
-
-
-def remaining_core_hours(epochs_done, epochs_total: int,
-                         seconds_per_epoch: float = PAPER_TEACHER_SECONDS_PER_EPOCH_CPU) -> float:
-    """Core-hours left for runs at ``epochs_done`` (one value per run) of ``epochs_total``."""
-    if seconds_per_epoch <= 0 or not math.isfinite(seconds_per_epoch):
-        raise ValueError(f"seconds_per_epoch must be positive, got {seconds_per_epoch}")
-    left = sum(max(epochs_total - int(e), 0) for e in epochs_done)
-    return left * seconds_per_epoch / 3600.0
 
 
 def mean_curve(curves) -> np.ndarray:

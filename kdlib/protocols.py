@@ -60,6 +60,8 @@ class Protocol:
     #: ((width, learning rate), ...): students of these widths use their own rate, chosen on
     #: the validation split (kdlib.search stage 4); the others ``optimiser``'s
     width_lrs: tuple = ()
+    #: what the book calls it
+    label: str = ""
     #: the hard weights of the test-set sweep (None: ``hard_weights``)
     test_hard_weights: tuple | None = None
 
@@ -68,7 +70,8 @@ PROTOCOLS = {
     1: Protocol(1, "teacher", sweep_teacher_seed=0, hard_weight=1.0,
                 student_epochs=40, max_grad_norm=None, hard_weights=HARD_WEIGHTS,
                 student_epoch_grid=(),
-                selection="hard weight: validation sweep, seed 0, 20 epochs; student epochs fixed a priori"),
+                selection="hard weight: validation sweep, seed 0, 20 epochs; student epochs fixed a priori",
+                label="first recipe"),
     # hard_weight 3: fewest mean validation errors of the bracketing grid (143.7 ± 4.2 over
     # seeds 0-2; 10: 147.0, 1: 152.3, 0.3: 152.7, 0: 157.7), chosen 2026-12-03 from the
     # validation-split teacher (1000 epochs, 70 validation errors) before any protocol-2
@@ -81,7 +84,8 @@ PROTOCOLS = {
                 max_grad_norm=5.0, hard_weights=HARD_WEIGHTS_WIDE,
                 student_epoch_grid=STUDENT_EPOCH_GRID,
                 selection="hard weight: validation sweep over a bracketing grid, seeds 0-2 from the "
-                          "validation teacher, 20 epochs; then student epochs on the validation split"),
+                          "validation teacher, 20 epochs; then student epochs on the validation split",
+                label="second recipe"),
     # The student recipe of protocol 3, chosen by the staged search on the validation split
     # (kdlib.search; `python -m kdlib.search table` prints it), before any protocol-3 student
     # was trained on the full training set. Means over seeds 0-1 of validation errors, from the
@@ -101,7 +105,8 @@ PROTOCOLS = {
                 # 30 is left out: with SGD at 0.03 it diverged on the validation split (stage 2)
                 test_hard_weights=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0),
                 selection="staged search on the validation split: optimiser and learning rate, "
-                          "then hard weight, then long runs of the finalists (kdlib.search)"),
+                          "then hard weight, then long runs of the finalists (kdlib.search)",
+                label="searched recipe"),
 }
 #: The protocol the book reports: 3, the searched student recipe, once its Section 3 runs
 #: existed; the runs of protocols 1 and 2 stay listed as superseded (the book's provenance page).
@@ -172,10 +177,10 @@ def protocol_table() -> tuple[list[str], list[list[str]]]:
             "Student-epoch grid (validation)": lambda p: (", ".join(map(str, p.student_epoch_grid))
                                                           or "none (fixed a priori)"),
             "Gradient-norm clipping": lambda p: ("none" if p.max_grad_norm is None
-                                                 else f"at norm {p.max_grad_norm:g} (issue 12)"),
+                                                 else f"at norm {p.max_grad_norm:g}"),
             "How the choices were made": lambda p: p.selection,
             "Artifacts (in `results/<profile>/`)": lambda p: ("the folder itself" if p.number == 1
                                                               else f"`protocol-{p.number}/`")}
     numbers = book_protocols()
-    header = [""] + [f"protocol {n}" + (" (reported now)" if n == PROTOCOL else "") for n in numbers]
+    header = [""] + [PROTOCOLS[n].label + (" (reported)" if n == PROTOCOL else "") for n in numbers]
     return header, [[name] + [cell(PROTOCOLS[n]) for n in numbers] for name, cell in rows.items()]

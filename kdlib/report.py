@@ -69,14 +69,18 @@ def update_readme(readme="README.md", results_dir=None, profile: str = "full") -
     return table
 
 
-def beyond_block(results_dir=None, profile: str = "full") -> str:
-    """The rows of Sections 4-6 tried on MNIST (``kdlib.beyond_claims``), with a heading line."""
+def beyond_block(results_dir=None, profile: str = "full", name: str | None = None) -> str:
+    """The rows of Sections 4-6 tried on MNIST (``kdlib.beyond_claims``), with a heading line;
+    with ``name``, as a MyST table of that name (the book links to it)."""
     from .beyond_claims import beyond_claims_table
     table = "\n".join(line for line in claims_markdown(beyond_claims_table(results_dir, profile),
                                                         "Sections 4-6").splitlines()
                       if line.startswith("|"))
-    return ("Beyond Section 3 (chapters 7-9; the paper's numbers are speech frame or JFT top-1 "
-            "accuracies, so every row is a comparison):\n\n" + table)
+    heading = ("Beyond Section 3 (chapters 7-9; the paper's numbers are speech frame or JFT top-1 "
+               "accuracies, so every row is a comparison)")
+    if name:
+        return (f"```{{table}} {heading}\n:name: {name}\n\n{table}\n```")
+    return f"{heading}:\n\n{table}"
 
 
 # ----------------------------------------------------------------------------- the book
@@ -141,7 +145,7 @@ def update_book(intro=BOOK_INTRO, data_dir=BOOK_DATA, results_dir=None,
              f"over seeds, {len(runs)} runs behind these results, seeds "
              f"{', '.join(map(str, seeds))}, {total_compute_hours(runs)} h of compute)\n:name: tab-claims\n\n"
              + table + "\n```\n\n" + (notes + "\n\n" if notes else "")
-             + beyond_block(results_dir, profile) + "\n\n"
+             + beyond_block(results_dir, profile, name="tab-beyond") + "\n\n"
              + f"Download: {{download}}`this table as CSV <{link}>`, "
              f"{{download}}`every run's provenance as CSV <{runs_link}>`. Generated from the "
              f"artifacts in `results/{profile}/` by `python -m kdlib.report --book`.")

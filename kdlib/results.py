@@ -84,7 +84,7 @@ def load_available(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
     A stale or corrupt artifact counts as missing (the reason goes to the ``kdlib`` logger at
     INFO level, so that it does not land on a notebook's stderr).
     """
-    return _load_existing(configs_for(experiment, profile, seeds, validation),
+    return load_existing(configs_for(experiment, profile, seeds, validation),
                           resolve_results_dir(results_dir))
 
 
@@ -106,7 +106,7 @@ def load_if_chosen(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
         return []
 
 
-def _load_existing(configs, results_dir) -> list[RunResult]:
+def load_existing(configs, results_dir) -> list[RunResult]:
     """The valid artifacts of ``configs`` (stale or corrupt ones logged at INFO, skipped)."""
     out = []
     for cfg in configs:
@@ -227,14 +227,14 @@ def _runs_of_every_protocol(name, profile, seeds, results_dir, validation):
         seen.update(artifact_path(c, results_dir) for c in fresh)
         status = "" if number == now else (
             f"superseded (protocol {number})" if number < now else f"ahead (protocol {number})")
-        out += [(r, status) for r in _load_existing(fresh, results_dir)]
+        out += [(r, status) for r in load_existing(fresh, results_dir)]
     return out
 
 
 def _search_runs(profile, results_dir):
     """The student-recipe search's runs (validation split; they chose the reported recipe)."""
     from .search import search_configs
-    return [(r, "") for r in _load_existing(search_configs(profile), resolve_results_dir(results_dir))]
+    return [(r, "") for r in load_existing(search_configs(profile), resolve_results_dir(results_dir))]
 
 
 def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS) -> list[dict]:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kdlib import progress
-from kdlib.progress import epoch_reaching, fit_learning_curve, power_law, project, remaining_core_hours
+from kdlib.progress import epoch_reaching, fit_learning_curve, power_law, project
 
 
 def test_fit_recovers_a_known_power_law():
@@ -34,13 +34,6 @@ def test_fit_ignores_the_early_part_when_asked():
 def test_fit_refuses_short_or_broken_curves(bad):
     with pytest.raises(ValueError, match="curve"):
         fit_learning_curve(bad)
-
-
-def test_remaining_core_hours():
-    assert remaining_core_hours([400, 1000, 0], 1000, seconds_per_epoch=12.0) == pytest.approx(
-        (600 + 0 + 1000) * 12 / 3600)
-    with pytest.raises(ValueError, match="seconds_per_epoch"):
-        remaining_core_hours([0], 10, seconds_per_epoch=0)
 
 
 def test_mean_curve_averages_the_common_epochs():
