@@ -8,6 +8,7 @@ missing), and every table says which profile, seeds, code and machine produced i
 from __future__ import annotations
 
 import logging
+import math
 import re
 import warnings
 from pathlib import Path
@@ -16,8 +17,9 @@ import numpy as np
 
 from . import protocols
 from .experiments import FailedRun, RunResult, artifact_path, load_artifact, load_failure, run_configs
-from .recipes import DEFAULT_SEEDS, EXPERIMENTS, configs_for
+from .recipes import DEFAULT_SEEDS, EXPERIMENTS, PAPER_TEACHER, configs_for
 from .io import ArtifactError
+from .models import parameter_count
 
 log = logging.getLogger("kdlib")
 
@@ -257,8 +259,37 @@ def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS
                              "device": short_device(p.get("device_name",
                                                           p.get("device", "?"))),
                              "wall_time_s": float(r.metrics.get("wall_time_s", 0.0)),
-                             "status": status})
+                             **training_work(r), "status": status})
     return rows
+
+
+def training_work(run: RunResult) -> dict:
+    """What a run computed, for a cost estimate on other hardware: ``flops`` (multiply-adds
+    x 2 of its forward and backward passes over the transfer set, every epoch, plus the
+    forward passes that label a jittered transfer set and count the test errors after each
+    epoch) and ``steps`` (its updates, shared with the runs stacked with it)."""
+    spec, m = run.config["spec"], run.metrics
+    n = m.get("transfer_set_size", 60000)
+    epochs, params = spec["epochs"], parameter_count(spec["widths"])
+    curve_images = m.get("curve_test_images", m.get("test_size", 10000))
+    flops = epochs * (6 * params * n + 2 * params * curve_images)
+    if run.config.get("teacher_seed") is not None and spec.get("jitter"):  # the teacher labels each batch
+        flops += epochs * 2 * parameter_count(PAPER_TEACHER.widths) * n
+    steps = epochs * math.ceil(n / spec["batch_size"]) / m.get("stacked_with", 1)
+    return {"flops": float(flops), "steps": float(steps)}
+
+
+#: The stated GPU throughput of ``gpu_hours_estimate`` (not measured): bfloat16 matrix products
+#: of these small layers at about a tenth of an H100's dense peak, and the launch cost of one
+#: compiled update step (forward, backward, update: a few kernels).
+GPU_TFLOPS, GPU_SECONDS_PER_STEP = 100.0, 50e-6
+
+
+def gpu_hours_estimate(rows: list[dict], tflops: float = GPU_TFLOPS,
+                       seconds_per_step: float = GPU_SECONDS_PER_STEP) -> float:
+    """An estimate, not a measurement: hours the runs of ``provenance_rows`` would take on one
+    GPU at ``tflops`` sustained and ``seconds_per_step`` per update, one run after another."""
+    return sum(r["flops"] / (tflops * 1e12) + r["steps"] * seconds_per_step for r in rows) / 3600
 
 
 def reported_rows(rows: list[dict]) -> list[dict]:

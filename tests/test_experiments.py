@@ -163,3 +163,17 @@ def test_runs_that_need_an_unmade_choice_are_refused_by_name_and_read_as_none(mo
         assert load_if_chosen("distilled", "full", [0], tmp_path) == []
         with pytest.raises(ValueError, match="seeds must be"):
             load_if_chosen("distilled", "full", [-1], tmp_path)
+
+
+def test_the_gpu_estimate_counts_each_runs_work_and_shares_stacked_steps():
+    from kdlib import results
+    from kdlib.experiments import RunResult
+    config = {"spec": {"epochs": 2, "widths": [10], "batch_size": 100, "jitter": 0},
+              "teacher_seed": None}
+    run = RunResult(config, {"transfer_set_size": 1000, "test_size": 500, "stacked_with": 2},
+                    {}, Path("x.json"))
+    params = 784 * 10 + 10 + 10 * 10 + 10
+    work = results.training_work(run)
+    assert work == {"flops": 2 * (6 * params * 1000 + 2 * params * 500), "steps": 2 * 10 / 2}
+    hours = results.gpu_hours_estimate([work, work], tflops=1e-3, seconds_per_step=1.0)
+    assert hours == pytest.approx(2 * (work["flops"] / 1e9 + 10) / 3600)
