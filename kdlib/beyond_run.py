@@ -4,13 +4,11 @@ Like ``experiments.run_configs``: a run whose artifact matches its config is loa
 are trained (teachers and generalists they need first, through ``run_configs``) under a lock,
 and full-profile runs refuse a dirty ``kdlib/`` unless ``allow_dirty``. Students of one
 transfer set and one teacher train as one stack (``kdlib.train``); specialists, whose output
-layer has its own size and whose weights start from the generalist's, are fine-tuned by
-``finetune`` (autograd, the same SGD and learning-rate schedule).
+layer has its own size, train through the same loop from their generalist's weights
+(``train(initial=...)``), with its checks and checkpoints.
 """
 from __future__ import annotations
 
-import math
-import time
 from functools import partial
 from pathlib import Path
 
@@ -18,16 +16,14 @@ import torch
 
 from . import beyond as bd
 from . import experiments as ex
-from .data import MNIST, jitter, load_mnist, to_float
+from .data import MNIST, load_mnist
 from .ensembles import ensemble_teacher_logits
 from .io import ArtifactError, exclusive_lock
 from .provenance import check_clean_tree
 from .specialists import dustbin_correction, dustbin_labels, enriched_indices, specialist_from_generalist
 from .subsets import stratified_subset
-from .evaluate import count_errors
 from .recipes import DEFAULT_SEEDS, RunConfig, configs_for
-from .spec import TrainSpec, learning_rate
-from .train import predict_logits, resolve_device, train
+from .train import resolve_device, train
 
 
 def _pending(configs, results_dir, force, log):
@@ -158,40 +154,6 @@ def _train_ensemble(pending, data, **opts):
 
 
 # ----------------------------------------------------------------------------- specialists
-def finetune(model, images, labels, spec: TrainSpec, seed: int, eval_images=None, eval_labels=None):
-    """SGD with momentum, ``spec``'s batch, cosine learning rate and jitter, on hard labels.
-
-    For a single model (specialists) whose weights are already set; returns the history of
-    train loss and (with eval images) errors after each epoch. No dropout or max-norm.
-    """
-    order = torch.Generator().manual_seed(1_000_003 * int(seed) + 17)
-    noise = torch.Generator(device=images.device).manual_seed(1_000_003 * int(seed) + 29)
-    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
-    x_all, n = to_float(images), len(images)
-    steps = math.ceil(n / spec.batch_size)
-    history = {"train_loss": [], "test_errors": []}
-    model.train()
-    for epoch in range(spec.epochs):
-        perm, total = torch.randperm(n, generator=order).to(images.device), 0.0
-        for s in range(steps):
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(spec, epoch * steps + s, steps)
-            idx = perm[s * spec.batch_size:(s + 1) * spec.batch_size]
-            x = jitter(x_all[idx], spec.jitter, noise) if spec.jitter else x_all[idx]
-            out = model(x)
-            loss = torch.nn.functional.cross_entropy(out.reshape(len(idx), -1), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        history["train_loss"].append(total / n)
-        if eval_images is not None:
-            history["test_errors"].append(count_errors(predict_logits(model, eval_images), eval_labels)[0])
-            model.train()
-    model.eval()
-    return history
-
-
 def _train_specialists(pending, data, **opts):
     specs = [c for c in pending if isinstance(c, bd.StudyConfig)]
     rest = [c for c in pending if c not in specs]  # generalists: an ordinary run
@@ -213,11 +175,13 @@ def _one_specialist(rest, generalist, tr_x, tr_y, te_x, te_y, **opts):
         raise RuntimeError(f"{cfg.name}: K-means gave {len(groups)} non-empty groups for k = {k}")
     classes = groups[j]
     idx = enriched_indices(tr_y.cpu(), classes, cfg.member.seed).to(tr_y.device)
-    model = specialist_from_generalist(generalist, classes)
-    t0 = time.perf_counter()
-    history = finetune(model, tr_x[idx], dustbin_labels(tr_y[idx], classes), cfg.spec, cfg.member.seed,
-                       te_x, dustbin_labels(te_y, classes))
-    wall = time.perf_counter() - t0
+    start = specialist_from_generalist(generalist, classes)
+    result = train(tr_x[idx], dustbin_labels(tr_y[idx], classes), cfg.spec, [cfg.member],
+                   initial=start, eval_images=te_x, eval_labels=dustbin_labels(te_y, classes),
+                   checkpoint_path=ex.checkpoint_path([cfg], opts["results_dir"]),
+                   progress=opts["progress"], desc=cfg.name)
+    model, wall = result.model, result.wall_time
+    history = {key: [e[0] for e in result.history[key]] for key in ("train_loss", "test_errors")}
     special = torch.isin(tr_y, torch.tensor(classes, device=tr_y.device))
     correction = dustbin_correction(float(special.float().mean()), float(special[idx].float().mean()))
     extra = {"classes": list(classes), "dustbin_correction": correction, "groups_k": k,

@@ -15,6 +15,7 @@ a killed run resumes from the last one to the same result as an uninterrupted ru
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -134,13 +135,19 @@ def _check_inputs(images, labels, members, teacher_logits, teacher=None) -> None
 
 
 def _start(images, labels, spec: TrainSpec, members: list[Member], teacher_logits,
-           compile: bool | None, teacher: MLP | None = None) -> _Run:
-    """A freshly initialised stack (member k from its seed) and its step."""
+           compile: bool | None, teacher: MLP | None = None, initial: MLP | None = None) -> _Run:
+    """A freshly initialised stack (member k from its seed), or a copy of ``initial``, and its step."""
     device = images.device
     needs_teacher = any(m.soft_weight > 0 for m in members)
     losses = tuple(torch.tensor([getattr(m, name) for m in members], device=device)
                    for name in ("temperature", "soft_weight", "hard_weight"))
-    model = MLP.of(spec, [m.seed for m in members]).to(device)
+    if initial is None:
+        model = MLP.of(spec, [m.seed for m in members]).to(device)
+    else:
+        if initial.num_models != len(members) or tuple(initial.widths) != tuple(spec.widths):
+            raise ValueError(f"the initial model ({initial.num_models} x {tuple(initial.widths)}) "
+                             f"does not match {len(members)} members of widths {tuple(spec.widths)}")
+        model = copy.deepcopy(initial).to(device)
     if compile is None:  # compiling takes minutes: worth it for long runs only
         compile = spec.epochs * math.ceil(len(images) / spec.batch_size) >= COMPILE_MIN_STEPS
     step = Step(model, spec.precision, optimizer=spec.optimizer, lr=spec.lr,
@@ -280,13 +287,17 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
           checkpoint_path: str | os.PathLike | None = None, progress: bool = True,
           desc: str = "train", stop_after_epoch: int | None = None,
           compile: bool | None = None, check_collapse: bool = True,
-          teacher: MLP | None = None, eval_every: int = 1) -> TrainResult:
+          teacher: MLP | None = None, eval_every: int = 1,
+          initial: MLP | None = None) -> TrainResult:
     """Train ``len(members)`` MLPs of ``spec`` on (images, labels); return the stack.
 
     ``teacher_logits`` (N, C) are the cached logits of the teacher on the same transfer set
     (needed when a member has ``soft_weight > 0``); or ``teacher``, the teacher network itself,
     which labels every batch as the student sees it (a jittered transfer set, beyond the
-    paper's setting; its GEMMs at the student's precision). With ``eval_images``, the test error of
+    paper's setting; its GEMMs at the student's precision). ``initial``: start from a copy of
+    these weights (a stack of ``len(members)``, e.g. a specialist made from its generalist,
+    Section 5.2, whose output units may differ from 10) instead of a fresh initialisation;
+    the data order and jitter still come from each member's seed. With ``eval_images``, the test error of
     every member is recorded after every ``eval_every``-th epoch and the last (a run on a
     small transfer set with many epochs records one point per so many images, not per
     epoch, and is checked for a collapse at those points only). ``stop_after_epoch`` ends early (for tests of
@@ -303,7 +314,7 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     if not (isinstance(eval_every, int) and eval_every >= 1):
         raise ValueError(f"eval_every must be a positive number of epochs, got {eval_every!r}")
     _check_inputs(images, labels, members, teacher_logits, teacher)
-    run = _start(images, labels, spec, members, teacher_logits, compile, teacher)
+    run = _start(images, labels, spec, members, teacher_logits, compile, teacher, initial)
     ident = checkpoint_identity(spec, members, len(images))
     path = Path(checkpoint_path) if checkpoint_path else None
     start_epoch = load_checkpoint(path, ident, run)

@@ -143,3 +143,18 @@ def test_learning_rate_schedule():
     assert learning_rate(plain, 0, 10) == pytest.approx(0.2)
     with pytest.raises(ValueError, match="warmup_epochs"):
         TrainSpec(epochs=4, warmup_epochs=4)
+
+
+def test_training_from_initial_weights_copies_them_and_keeps_their_output_units(mnist):
+    x, y = _subset(mnist, 500)
+    start = MLP((64, 64), out_features=4, seeds=[7])
+    before = [p.detach().clone() for p in start.parameters()]
+    spec = replace(SMALL, epochs=2)
+    res = train(x, y % 4, spec, [Member(seed=1)], initial=start, progress=False)
+    assert res.model.weights[-1].shape == start.weights[-1].shape  # 4 outputs, not 10
+    assert all(torch.equal(p, b) for p, b in zip(start.parameters(), before))  # not trained in place
+    assert not torch.equal(res.model.weights[0], start.weights[0])
+    again = train(x, y % 4, spec, [Member(seed=1)], initial=start, progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(res.model.parameters(), again.model.parameters()))
+    with pytest.raises(ValueError, match="initial model"):
+        train(x, y, spec, [Member(seed=1), Member(seed=2)], initial=start, progress=False)
