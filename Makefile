@@ -91,7 +91,7 @@ full-runs: venv search
 
 ## make search [PROFILE=full] [RESULTS=DIR]: the staged student-recipe search on the validation
 ## split (kdlib/search.py: optimiser and learning rate, hard-label weight, long finalists,
-## narrow students' learning rates)
+## narrow students' learning rates, the label-only student's recipe)
 .PHONY: search
 search: venv
 	for stage in 1 2 3 4 5; do $(PY) -m kdlib.search $$stage --profile $(PROFILE) --device $(DEVICE) \

@@ -17,7 +17,7 @@ from .experiments import RunResult
 from .progress import listing
 from .protocols import PROTOCOLS, protocol, use_protocol
 from .recipes import DEFAULT_SEEDS
-from .results import (load_existing, correct, load_available, markdown_table, resolve_results_dir,
+from .results import (correct, load_available, load_existing, markdown_table, p_text, resolve_results_dir,
                       seed_of)
 from .stats import format_mean_sd, mcnemar_exact, paired_difference_ci
 
@@ -299,7 +299,7 @@ def _gap_row(teacher, student, distilled, test_labels) -> dict:
     test = better_than(distilled, student, test_labels)
     gap = gap_recovered(*([r.test_errors for r in rs] for rs in (teacher, student, distilled)))
     ours = (f"{gap:.0%} of the gap; {test['errors_a']} vs {test['errors_b']} errors over "
-            f"{test['seeds']} seeds, p = {test['p_value']:.2g}")
+            f"{test['seeds']} seeds, {p_text(test['p_value'], True)}")
     return {"claim": claim, "paper": f"{paper:.0%}", "ours": ours, "replicated": test["verdict"],
             "rule": "better"}
 
@@ -336,7 +336,7 @@ def temperature_claims(sweep: list[RunResult], test_labels) -> list[dict]:
                                               lo, hi)
         if "best_inside" in test:
             sides = "; ".join(f"vs T = {test[k]['setting']:g} ({test[k]['errors']}): "
-                              f"p = {test[k]['p_value']:.2g}" for k in ("below", "above") if k in test)
+                              f"{p_text(test[k]['p_value'], True)}" for k in ("below", "above") if k in test)
             ours = f"best inside T = {test['best_inside']:g} ({test['errors_inside']} errors); {sides}"
         else:
             ours = test["verdict"]
@@ -367,7 +367,7 @@ def hard_weight_claim(sweep: list[RunResult], validation: list[RunResult] = (),
     seeds = len(_paired(by_w[weight], by_w[1.0])[0])
     ours = (f"best lower weight {weight:g}: {format_mean_sd(grid[weight], count=False)} errors vs "
             f"{format_mean_sd(grid[1.0], count=False)} at 1 ({seeds} seed{'s' * (seeds != 1)}), "
-            f"p = {test['p_value']:.2g}")
+            f"{p_text(test['p_value'], True)}")
     if len(hard_weight_grid(validation)) >= 2:
         ours += f"; best on the validation split {best_hard_weight(validation)[0]:g}"
     return [{"claim": claim, "paper": "lower", "ours": ours, "replicated": test["verdict"],

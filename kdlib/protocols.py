@@ -62,6 +62,9 @@ class Protocol:
     width_lrs: tuple = ()
     #: what the book calls it
     label: str = ""
+    #: the label-only 2x800 student's own recipe ((family, learning rate), epochs), chosen on
+    #: the validation split (kdlib.search stage 5); None: the distilled student's recipe
+    label_recipe: tuple | None = None
     #: the hard weights of the test-set sweep (None: ``hard_weights``)
     test_hard_weights: tuple | None = None
 

@@ -208,7 +208,11 @@ def student_configs(profile, seeds, validation=False):
     if p.optimiser is None:
         return [RunConfig("student", f"student-s{s}", spec=_profile_spec(STUDENT, profile),
                           member=Member(seed=s), **_common(profile, validation)) for s in seeds]
-    spec = _profile_spec(distill_spec(), profile)
+    if p.label_recipe is None:
+        spec = _profile_spec(distill_spec(), profile)
+    else:
+        (family, lr), epochs = p.label_recipe
+        spec = _profile_spec(student_recipe(Optimiser(family, lr), epochs), profile)
     return [RunConfig("student", f"student-s{s}", spec=spec, member=Member(seed=s),
                       protocol=p.number, **_common(profile, validation)) for s in seeds]
 

@@ -20,6 +20,7 @@ from .experiments import FailedRun, RunResult, artifact_path, load_artifact, loa
 from .recipes import DEFAULT_SEEDS, EXPERIMENTS, PAPER_TEACHER, configs_for
 from .io import ArtifactError
 from .models import parameter_count
+from .verdicts import ALPHA
 
 log = logging.getLogger("kdlib")
 
@@ -319,12 +320,17 @@ def direction_text(test: dict, alpha: float = 0.05) -> str:
 
 
 def p_text(p: float, with_p: bool = False) -> str:
-    """A p-value for the reader, two significant digits ("p = 0.012" with ``with_p``); "< 1e-300"
+    """A p-value for the reader, two significant digits ("p = 0.012" with ``with_p``; more where
+    two would print the 5% level itself, which the verdicts compare with); "< 1e-300"
     below that, where the float underflows and the printed digits would depend on the
     process's denormal mode (training sets flush-to-zero: the same test printed 1e-323 or 0)."""
     if p < 1e-300:
         return "p < 1e-300" if with_p else "< 1e-300"
-    return f"p = {p:.2g}" if with_p else f"{p:.2g}"
+    text, digits = f"{p:.2g}", 2
+    while float(text) == ALPHA != p and digits < 6:  # never print a p on either side as 0.05
+        digits += 1
+        text = f"{p:.{digits}g}"
+    return f"p = {text}" if with_p else text
 
 
 def clipped_share_curves(runs: list[RunResult]) -> dict[str, dict[str, np.ndarray]]:

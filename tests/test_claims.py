@@ -247,7 +247,7 @@ def test_protocol_comparison_sets_each_protocols_numbers_side_by_side(monkeypatc
         return [{**r, "number": i + 1} for i, r in enumerate(rows)]
     monkeypatch.setattr(claims, "claims_table", table)
     header, rows, moved = claims.protocol_comparison("unused")
-    assert header == ["#", "Claim (Section 3)", "Paper", "protocol 1", "protocol 2"]
+    assert header == ["#", "Claim", "Paper", "first recipe", "second recipe"]
     assert [r[0] for r in rows] == [1, 2, 3, 4]
     assert rows[0][3].startswith("109.0 ± 1.4") and rows[0][4].startswith("75.0 ± 1.4")
     assert rows[3][3] == "missing; not run"

@@ -135,8 +135,8 @@ def test_the_protocol_table_reads_its_values_from_the_protocols():
     for reported in shown:
         with use_protocol(reported):
             tables[reported] = protocol_table()
-        assert tables[reported][0] == [""] + [f"protocol {n}" + (" (reported now)" if n == reported
-                                                                 else "") for n in shown]
+        assert tables[reported][0] == [""] + [PROTOCOLS[n].label + (" (reported)" if n == reported
+                                                                    else "") for n in shown]
     rows = tables[1][1]
     assert all(t[1] == rows for t in tables.values())
     by_name = {r[0]: r[1:] for r in rows}

@@ -86,3 +86,10 @@ def test_format_mean_sd():
     assert format_mean_sd([np.int64(67)], count=False) == "67"
     assert format_mean_sd([47.25]) == "47.2 (1 seed)"
     assert format_mean_sd([3.5, 2.5], decimals=2) == "3.00 ± 0.71 (2 seeds)"
+
+
+def test_a_p_value_near_the_level_is_never_printed_as_the_level_itself():
+    from kdlib.results import p_text
+    assert p_text(0.0123) == "0.012" and p_text(0.5, with_p=True) == "p = 0.5"
+    assert p_text(0.0497) == "0.0497" and p_text(0.0503) == "0.0503"
+    assert p_text(0.049996) == "0.049996" and p_text(0.05) == "0.05"
