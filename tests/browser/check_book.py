@@ -193,12 +193,13 @@ return {
     // code whose lines the page wraps (a wrapped line starts at column 0, breaking the indentation)
     wrappedCode: Array.from(document.querySelectorAll('article div.highlight pre')).filter(p => {
         if (!p.getClientRects().length || p.closest('details:not([open])')) return false;
+        if (p.closest('.cell_output, .output')) return false;  // printed text, not code
         const style = getComputedStyle(p);
         const lineHeight = parseFloat(style.lineHeight) || 1.2 * parseFloat(style.fontSize);
         const inner = p.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
-        const lines = p.textContent.replace(/\n$/, '').split('\n').length;
+        const lines = p.textContent.replace(/\\n$/, '').split('\\n').length;
         return Math.round(inner / lineHeight) > lines;
-    }).map(p => p.textContent.split('\n').reduce((a, b) => b.length > a.length ? b : a, '').slice(0, 80)),
+    }).map(p => p.textContent.split('\\n').reduce((a, b) => b.length > a.length ? b : a, '').slice(0, 80)),
     danglingColons: Array.from(document.querySelectorAll('article p, main p')).filter(p => {
         if (!p.textContent.trim().endsWith(':')) return false;
         let next = p.nextElementSibling;
