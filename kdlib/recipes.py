@@ -202,8 +202,9 @@ def paper_teacher_configs(profile, seeds, validation=False):
 
 
 def student_configs(profile, seeds, validation=False):
-    """The 2x800 student on hard labels only: protocol 3's chosen recipe (the distilled
-    student's optimiser and epochs, soft weight 0), else the fixed SGD recipe ``STUDENT``."""
+    """The 2x800 student on hard labels only: under protocol 3 the recipe chosen for it on the
+    validation split (``Protocol.label_recipe``, search stage 5), else the fixed SGD recipe
+    ``STUDENT``."""
     p = protocol()
     if p.optimiser is None:
         return [RunConfig("student", f"student-s{s}", spec=_profile_spec(STUDENT, profile),
