@@ -293,6 +293,26 @@ def gpu_hours_estimate(rows: list[dict], tflops: float = GPU_TFLOPS,
     return sum(r["flops"] / (tflops * 1e12) + r["steps"] * seconds_per_step for r in rows) / 3600
 
 
+def compute_table(reported: list[dict], superseded: list[dict]) -> tuple[list[str], list[list]]:
+    """(header, rows): training hours measured on the CPU and minutes estimated for one GPU
+    (``gpu_hours_estimate``) by experiment, then all reported runs, then the superseded ones."""
+    def row(name, rows):
+        return [name, len(rows), f"{total_compute_hours(rows):.2f}",
+                f"{60 * gpu_hours_estimate(rows):.1f}"]
+    names = list(dict.fromkeys(r["experiment"] for r in reported))
+    return (["Experiment", "Runs", "Training time, CPU (h, measured)", "One GPU (min, estimate)"],
+            [row(n, [r for r in reported if r["experiment"] == n]) for n in names]
+            + [row("all runs behind the reported results", reported),
+               row("superseded runs (earlier recipes; provenance page)", superseded)])
+
+
+def seconds_per_epoch(run: RunResult) -> float:
+    """A run's seconds per epoch, measured over its last stretch (a run resumed across
+    sessions whose earlier stretches were not timed keeps that one apart)."""
+    last = run.metrics.get("wall_time_last_stretch_s", run.metrics["wall_time_s"])
+    return last / (run.config["spec"]["epochs"] - run.metrics.get("resumed_from_epoch", 0))
+
+
 def reported_rows(rows: list[dict]) -> list[dict]:
     """The rows of ``provenance_rows`` behind the reported results (not superseded, not ahead)."""
     return [r for r in rows if not r["status"]]
@@ -300,14 +320,6 @@ def reported_rows(rows: list[dict]) -> list[dict]:
 
 def total_compute_hours(rows: list[dict]) -> float:
     return round(sum(r["wall_time_s"] for r in rows) / 3600, 2)
-
-
-def compute_hours_by_experiment(rows: list[dict]) -> dict[str, float]:
-    """{experiment: hours of training} from ``provenance_rows``, in their order."""
-    out: dict[str, float] = {}
-    for r in rows:
-        out[r["experiment"]] = out.get(r["experiment"], 0.0) + r["wall_time_s"] / 3600
-    return {k: round(v, 2) for k, v in out.items()}
 
 
 

@@ -20,7 +20,6 @@ import torch
 import kdlib.step as kstep
 from kdlib import recipes as rc
 from kdlib.io import read_torch
-from kdlib.protocols import use_protocol
 from kdlib.checks import RECOMMENDED_MAX_GRAD_NORM, TrainingCollapsed, collapse_report
 from kdlib.evaluate import count_errors
 from kdlib.spec import Member, TrainSpec
@@ -119,7 +118,7 @@ def test_readme_cli_path(own_dir, tmp_path):
     assert sorted(p.name for p in smoke.iterdir()) == ["distilled", "teacher"]  # no paper_teacher
     for experiment, name in (("teacher", "teacher-s0"), ("distilled", "distilled-T20-s0")):
         doc = json.loads((smoke / experiment / f"{name}.json").read_text())
-        assert "protocol" not in doc["config"]  # protocol 1, the default, is left out of configs
+        assert doc["config"]["protocol"] == 1
         assert doc["metrics"]["test_size"] == 1000 and doc["metrics"]["test_errors"] < 600  # chance: 900
         assert doc["metrics"]["transfer_set_size" if experiment == "distilled" else "test_size"]
         # the student is clipped, the teacher (which learns from labels) is not
@@ -181,11 +180,10 @@ def test_clip_grad_norm_is_per_member_over_the_whole_step():
         TrainSpec(max_grad_norm=0.0)
 
 
-def test_max_grad_norm_default_keeps_config_hashes():
-    """Protocol 1's distilled students do not clip: max_grad_norm stays out of their configs."""
-    with use_protocol(1):
-        cfg = rc.configs_for("distilled", "full", [0])[0]
-    assert "max_grad_norm" not in cfg.to_dict()["spec"]
+def test_clipping_is_part_of_a_runs_identity():
+    """max_grad_norm is in every config, so a clipped run never loads an unclipped artifact."""
+    cfg = rc.configs_for("distilled", "full", [0])[0]
+    assert cfg.to_dict()["spec"]["max_grad_norm"] is None
     clipped = replace(cfg, spec=replace(cfg.spec, max_grad_norm=5.0))
     assert clipped.to_dict()["spec"]["max_grad_norm"] == 5.0 and clipped.hash != cfg.hash
 
