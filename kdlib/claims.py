@@ -180,6 +180,22 @@ def validation_hard_weight_sweep(results_dir=None, profile: str = "full") -> lis
     return load_existing(configs, resolve_results_dir(results_dir))
 
 
+def validation_hard_weight_failures(results_dir=None, profile: str = "full") -> list[float]:
+    """The hard weights of the validation sweep (search stage 2, the chosen optimiser) at which
+    a run diverged or collapsed: a result, and a bracket of the choice like a worse value."""
+    p = protocol()
+    if p.optimiser is None:
+        return []
+    from . import search
+    from .experiments import load_failure
+    from .recipes import Optimiser
+    setting, folder = Optimiser(*p.optimiser), resolve_results_dir(results_dir)
+    return sorted({h for s, h, _, _, _ in search.stage_grid(2) if s == setting and h is not None
+                   for seed in search.SEARCH_SEEDS
+                   if load_failure(search.search_config(setting, h, search.SEARCH_EPOCHS, seed,
+                                                        profile), folder) is not None})
+
+
 # ----------------------------------------------------------------------------- the claims table
 def protocol_comparison(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
                         numbers=(1, 2), **labels) -> tuple[list, list, dict]:
