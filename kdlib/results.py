@@ -174,6 +174,15 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def html_table(header: list[str], rows: list[list]) -> str:
+    """The same table as HTML, for a table glued into another page (MyST-NB pastes only
+    text/plain, HTML and images across documents, not Markdown)."""
+    from html import escape
+    head = "".join(f"<th class=\"head\">{escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return (f'<table class="table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+
+
 def dropout_text(spec) -> str:
     """A recipe's dropout as the recipe table of chapter 2 states it (Section 3: the teacher
     uses dropout on inputs and hidden units): '20% input, 50% hidden', or 'none'."""

@@ -19,6 +19,7 @@ page (``claims.png``), the entry page (``intro.png``), an experiment chapter
 from __future__ import annotations
 
 import base64
+import html
 import functools
 import http.server
 import json
@@ -54,7 +55,8 @@ SHOTS = {"intro": "book/intro.html", "chapter": "notebooks/02_teacher_and_studen
          "conclusions": "book/conclusions.html", "paper_teacher": "notebooks/06_paper_teacher.html",
          "soft_targets": "notebooks/07_soft_targets_regulariser.html",
          "ensemble": "notebooks/08_ensemble_distillation.html",
-         "specialists": "notebooks/09_specialists.html", "provenance": "book/provenance.html"}
+         "specialists": "notebooks/09_specialists.html", "provenance": "book/provenance.html",
+         "reproduce": "book/reproduce.html"}
 #: The one repository URL setting; empty while the project has no public repository.
 REPOSITORY_URL = str(((yaml.safe_load((REPO / "_config.yml").read_text()) or {})
                       .get("repository") or {}).get("url") or "").strip().rstrip("/")
@@ -317,6 +319,18 @@ def test_results_page_points_to_the_claims_table(browser, origin, page):
     screenshot(browser, "claims")
     assert any(link.endswith("intro.html#tab-claims") for link in facts["links"]), page
     assert facts["console"] == [] and facts["network"] == []
+
+
+REPR = re.compile(r"<(?:IPython|matplotlib)[.\w]* object|<Figure size \d")
+
+
+def test_no_page_shows_an_objects_repr_instead_of_its_output():
+    """A glued Markdown table pasted into another page came out as "<IPython.core.display.
+    Markdown object>" (MyST-NB pastes only text, HTML and images across documents)."""
+    for page in PAGES:
+        text = html.unescape(re.sub(r"<[^>]+>", "", (HTML / page).read_text(encoding="utf-8")))
+        found = [text[max(0, m.start() - 60):m.end()] for m in REPR.finditer(text)]
+        assert found == [], (page, found)
 
 
 def test_the_claims_tables_are_shown_in_full_once():
