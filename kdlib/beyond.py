@@ -129,12 +129,16 @@ def soft_target_configs(profile, seeds, validation=False) -> list[StudyConfig]:
     return out
 
 
+def subset_fraction(transfer: str) -> float | None:
+    """The fraction f of a "subset:f" transfer set (the soft-targets study), else None."""
+    return float(transfer.split(":")[1]) if transfer.startswith("subset:") else None
+
+
 def curve_every(cfg: RunConfig) -> int:
     """Epochs between two points of a run's test-error curve: one point per pass over as many
     images as the whole training set (a run on a fraction f has 1/f times the epochs)."""
-    if cfg.transfer.startswith("subset:"):
-        return max(1, round(1 / float(cfg.transfer.split(":")[1])))
-    return 1
+    fraction = subset_fraction(cfg.transfer)
+    return 1 if fraction is None else max(1, round(1 / fraction))
 
 
 def ensemble_members(profile: str, validation: bool = False) -> list[RunConfig]:

@@ -126,7 +126,7 @@ def _train_soft_targets(pending, data, **opts):
         groups.setdefault((cfg.transfer, cfg.member.seed), []).append(cfg)
     done = {}
     for (transfer, seed), group in groups.items():
-        idx = stratified_subset(tr_y.cpu(), float(transfer.split(":")[1]), seed).to(tr_y.device)
+        idx = stratified_subset(tr_y.cpu(), bd.subset_fraction(transfer), seed).to(tr_y.device)
         sources = [c.sources[0] for c in group if c.sources]
         teacher_logits = bd.stacked_logits(teachers[sources[0]], tr_x[idx])[0] if sources else None
         done.update(_locked(group, opts["results_dir"], opts["log"], partial(

@@ -168,32 +168,30 @@ def validation_hard_weight_sweep(results_dir=None, profile: str = "full") -> lis
     last 10,000 training images) that chose the protocol's hard weight (protocol 1: seed 0
     only, ``recipes.hard_weight_configs``; protocol 3: the student-recipe search's stage 2
     for the chosen optimiser, ``kdlib.search``); never trains."""
-    p = protocol()
-    if p.optimiser is None:
+    if protocol().optimiser is None:
         return load_available("hard_weight", profile, DEFAULT_SEEDS, results_dir, validation=True)
-    from . import search
-    from .recipes import Optimiser
-    setting = Optimiser(*p.optimiser)
-    configs = [search.search_config(setting, h, search.SEARCH_EPOCHS, seed, profile)
-               for s, h, _, _, _ in search.stage_grid(2) if s == setting and h is not None
-               for seed in search.SEARCH_SEEDS]
-    return load_existing(configs, resolve_results_dir(results_dir))
+    return load_existing(_searched_hard_weight_configs(profile), resolve_results_dir(results_dir))
 
 
 def validation_hard_weight_failures(results_dir=None, profile: str = "full") -> list[float]:
     """The hard weights of the validation sweep (search stage 2, the chosen optimiser) at which
     a run diverged or collapsed: a result, and a bracket of the choice like a worse value."""
-    p = protocol()
-    if p.optimiser is None:
+    if protocol().optimiser is None:
         return []
-    from . import search
     from .experiments import load_failure
+    folder = resolve_results_dir(results_dir)
+    return sorted({c.member.hard_weight for c in _searched_hard_weight_configs(profile)
+                   if load_failure(c, folder) is not None})
+
+
+def _searched_hard_weight_configs(profile: str) -> list:
+    """The runs of search stage 2 with the protocol's optimiser, distilled (not labels only)."""
+    from . import search
     from .recipes import Optimiser
-    setting, folder = Optimiser(*p.optimiser), resolve_results_dir(results_dir)
-    return sorted({h for s, h, _, _, _ in search.stage_grid(2) if s == setting and h is not None
-                   for seed in search.SEARCH_SEEDS
-                   if load_failure(search.search_config(setting, h, search.SEARCH_EPOCHS, seed,
-                                                        profile), folder) is not None})
+    setting = Optimiser(*protocol().optimiser)
+    return [search.search_config(setting, h, search.SEARCH_EPOCHS, seed, profile)
+            for s, h, _, _, _ in search.stage_grid(2) if s == setting and h is not None
+            for seed in search.SEARCH_SEEDS]
 
 
 # ----------------------------------------------------------------------------- the claims table
