@@ -1,7 +1,20 @@
 """kdlib: a small, fast library for Hinton, Vinyals & Dean (2015), Distilling the Knowledge
-in a Neural Network, on MNIST. Modules: data, models, losses, step, train, evaluate,
-experiments, search (the student-recipe search on the validation split), results, bias_shift,
-verdicts, claims, stats, plots, report."""
+in a Neural Network, on MNIST. Its modules, along the data flow:
+
+* data: MNIST as tensors on the device, transfer sets, batched jitter (Section 3)
+* models, spec: the MLPs and a run's training recipe (``TrainSpec``, ``Member``)
+* losses, derivations: softmax with a temperature, the distillation loss and its gradient,
+  logit matching (Section 2, equations 1-4)
+* step, checks, train, evaluate: one update written out, divergence and collapse checks, the
+  training loop, error counts
+* protocols, recipes, search: the student recipe, every experiment's run configs (Section 3
+  and chapters 7-9), the staged search that chose the recipe on the validation split
+* experiments, io, provenance, progress: artifacts (atomic, resumable, with provenance)
+* results, history: loading the runs the book reports, and the earlier recipes' runs
+* stats, verdicts, claims, bias_shift, choices, beyond, beyond_run, beyond_claims, ensembles,
+  specialists, subsets: the numbers and verdicts of each claim (Sections 3-6)
+* plots, report: figures, and the README's and entry page's tables
+"""
 
 __version__ = "0.1.0"
 #: Part of every run's config hash: bump when a change alters what a run computes (older

@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import protocols
 from .beyond import CONFIGS as STUDIES
 from .beyond_run import run_study
 from .experiments import run_experiment
-from .recipes import DEFAULT_SEEDS, EXPERIMENTS, PROFILES, VALIDATION_ONLY
+from .recipes import DEFAULT_SEEDS, EXPERIMENTS, PROFILES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,9 +23,8 @@ def _parser(order) -> _Parser:
         "Load or train the experiments of Hinton, Vinyals & Dean (2015) on MNIST; each run "
         "writes an artifact under --results-dir and prints its test errors."))
     p.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
-                   help=f"one or more of: {', '.join(order)}, or 'all' (or the subcommands "
-                        "'report': python -m kdlib report --help, and 'select': the "
-                        "protocol's choices on the validation split)")
+                   help=f"one or more of: {', '.join(order)}, or 'all' (or the subcommand "
+                        "'report': python -m kdlib report --help)")
     p.add_argument("--profile", default="smoke", help=f"{' or '.join(PROFILES)} (default smoke)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--seed", type=int, action="append", dest="seeds", metavar="SEED",
@@ -45,9 +43,6 @@ def _parser(order) -> _Parser:
     p.add_argument("--max-grad-norm", type=float, default=None, metavar="C",
                    help="clip each distilled student's gradient to L2 norm C (e.g. 5: a teacher "
                         "with large logits; README 'Your own data')")
-    p.add_argument("--protocol", type=int, default=None, metavar="N",
-                   help=f"distillation protocol (kdlib/protocols.py; default {protocols.PROTOCOL}): "
-                        "2 distils from the paper teacher of chapter 6")
     return p
 
 
@@ -56,54 +51,20 @@ def main(argv=None) -> int:
     if argv[:1] == ["report"]:
         from .report import main as report_main
         return report_main(argv[1:])
-    if argv[:1] == ["select"]:
-        return _select(argv[1:])
     order = list(EXPERIMENTS)
     p = _parser(order)
     args = p.parse_args(argv)
     names = args.experiments
-    if names == ["all"]:  # every experiment that runs on the chosen split
-        names = [n for n in order if args.validation or n not in VALIDATION_ONLY]
+    if names == ["all"]:
+        names = order
     try:
-        with protocols.use_protocol(protocols.PROTOCOL if args.protocol is None else args.protocol):
-            return _run(names, order, args)
+        return _run(names, order, args)
     except KeyboardInterrupt:
         print("kdlib: interrupted; finished runs and the last checkpoint are kept", file=sys.stderr)
         return 130
     except (ValueError, OSError, RuntimeError) as e:
         print(f"kdlib: error: {' '.join(str(e).split())}", file=sys.stderr)  # always one line
         return 2
-
-
-def _select(argv) -> int:
-    """``python -m kdlib select [--protocol N] [--profile P] [--results-dir D]``: print the
-    protocol's validation-split sweeps and the setting each picks (``choices.validation_choices``)."""
-    from .choices import validation_choices, validation_choices_table
-    from .results import markdown_table
-    p = _Parser(prog="python -m kdlib select", description=(
-        "Print the choices of a protocol (kdlib/protocols.py) made on the validation split: "
-        "each sweep so far and the setting with the fewest seed-mean errors; never trains."))
-    p.add_argument("--protocol", type=int, default=protocols.PROTOCOL, metavar="N")
-    p.add_argument("--profile", default="full", help=f"{' or '.join(PROFILES)} (default full)")
-    p.add_argument("--results-dir", default=None, help="artifact folder (default results)")
-    args = p.parse_args(argv)
-    try:
-        with protocols.use_protocol(args.protocol):
-            choices = validation_choices(args.results_dir, args.profile)
-    except ValueError as e:
-        print(f"kdlib: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    print(markdown_table(*validation_choices_table(choices)))
-    for c in choices:
-        if c["choice"] is None:
-            print(f"{c['what']}: not run yet")
-            continue
-        edge = "" if c["choice"]["bracketed"] else "; NOT bracketed: widen the grid before choosing"
-        state = "" if c["complete"] else "; incomplete (seeds differ between settings)"
-        print(f"{c['what']}: fewest validation errors at {c['choice']['best']:g} "
-              f"({c['choice']['mean']:g}){edge}{state}; set in protocol {args.protocol}: "
-              f"{'not yet' if c['set'] is None else format(c['set'], 'g')}")
-    return 0
 
 
 def _run(names, order, args) -> int:

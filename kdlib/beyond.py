@@ -12,7 +12,7 @@
 
 Every run is a ``StudyConfig``: a ``RunConfig`` that also names, with their config hashes,
 the runs it is made from (teachers, generalist), so its artifact goes stale when they change.
-The teacher of all three is the protocol's (``kdlib.recipes.PROTOCOL``), as in Section 3.
+The teacher of all three is the paper-recipe teacher of each seed, as in Section 3.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import torch
 if TYPE_CHECKING:  # kdlib.experiments imports kdlib.recipes, which registers these studies
     from .experiments import RunResult
 from .recipes import (DISTILL_TEMPERATURE, STUDENT, RunConfig, budget, distill_member, distill_spec,
-                      protocol, protocol_teacher_configs)
+                      paper_teacher_configs, protocol)
 from .spec import Member, TrainSpec
 from .specialists import combine_specialists, confusable_groups
 from .train import predict_logits
@@ -72,10 +72,9 @@ def study_budget(profile: str) -> StudyBudget:
 
 
 def study_teacher_configs(profile: str, seeds, validation: bool = False) -> list[RunConfig]:
-    """The teacher of the three studies, one config per seed: the protocol's teacher
-    (``kdlib.recipes.PROTOCOL``: the 60-epoch dropout teacher under protocol 1, chapter 6's
-    paper teacher under protocol 2), the same switch as Section 3's experiments."""
-    return protocol_teacher_configs(profile, seeds, validation)
+    """The teacher of the three studies, one config per seed: the paper-recipe teacher, as in
+    Section 3."""
+    return paper_teacher_configs(profile, list(seeds), validation)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from . import verdicts
 from .claims import better_than
 from .experiments import RunResult
 from .recipes import DEFAULT_SEEDS
-from .results import correct, load_available, load_if_chosen, p_text, resolve_results_dir, seed_of
+from .results import correct, load_available, p_text, resolve_results_dir, seed_of
 from .stats import format_mean_sd
 
 #: Numbers of Sections 4-6 (percent accuracies): Table 1 (Section 4, speech, frame accuracy),
@@ -163,18 +163,18 @@ def beyond_claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_S
         from .data import load_mnist
         test_labels = load_mnist().test_labels.numpy()
     results_dir = resolve_results_dir(results_dir)
-    rows = soft_target_rows(load_if_chosen("soft_targets", profile, seeds, results_dir), test_labels)
+    rows = soft_target_rows(load_available("soft_targets", profile, seeds, results_dir), test_labels)
     try:
         members = [load_artifact(c, results_dir) for c in beyond.ensemble_members(profile)]
     except (ArtifactError, ValueError):
         members = []
     probs = (ensemble_probabilities(torch.stack([torch.as_tensor(t.logits()) for t in members]))
              if members else None)
-    ensemble = load_if_chosen("ensemble", profile, seeds, results_dir)
+    ensemble = load_available("ensemble", profile, seeds, results_dir)
     from_ensemble = [r for r in ensemble if r.config["name"].startswith("from-ensemble")]
     hard = load_available("student", profile, seeds, results_dir)
     rows += ensemble_rows(members, probs, from_ensemble, hard, test_labels)
-    specialists = load_if_chosen("specialists", profile, seeds, results_dir)
+    specialists = load_available("specialists", profile, seeds, results_dir)
     names = {r.config["name"] for r in specialists}
     ks = beyond.cluster_ks(profile)
     complete = [s for s in seeds if f"generalist-s{s}" in names

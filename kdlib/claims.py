@@ -14,8 +14,7 @@ import numpy as np
 from . import verdicts
 from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
 from .experiments import RunResult
-from .progress import listing
-from .protocols import PROTOCOLS, protocol, use_protocol
+from .protocols import protocol
 from .recipes import DEFAULT_SEEDS
 from .results import (correct, load_available, load_existing, markdown_table, p_text, resolve_results_dir,
                       seed_of)
@@ -113,7 +112,7 @@ def validation_choice(errors_by_setting: dict[float, list[int]], floor: float | 
     """A setting chosen on the validation split: the fewest seed-mean errors (lowest among
     ties), and whether the grid brackets it (a tried value on each side, or the best is the
     smallest possible value ``floor``, like a hard weight of 0). An unbracketed choice says
-    the optimum may lie outside the grid (issue 11: protocol 1's weight 1 was the largest)."""
+    the optimum may lie outside the grid."""
     best, mean = _fewest_mean_errors(errors_by_setting)
     settings = sorted(errors_by_setting)
     below = best > settings[0] or (floor is not None and best == floor)
@@ -165,19 +164,14 @@ def best_hard_weight(runs: list[RunResult]) -> tuple[float, float]:
 
 def validation_hard_weight_sweep(results_dir=None, profile: str = "full") -> list[RunResult]:
     """The hard-weight sweep on the validation split (train on 50,000, count errors on the
-    last 10,000 training images) that chose the protocol's hard weight (protocol 1: seed 0
-    only, ``recipes.hard_weight_configs``; protocol 3: the student-recipe search's stage 2
-    for the chosen optimiser, ``kdlib.search``); never trains."""
-    if protocol().optimiser is None:
-        return load_available("hard_weight", profile, DEFAULT_SEEDS, results_dir, validation=True)
+    last 10,000 training images) that chose the recipe's hard weight: the student-recipe
+    search's stage 2 for the chosen optimiser (``kdlib.search``); never trains."""
     return load_existing(_searched_hard_weight_configs(profile), resolve_results_dir(results_dir))
 
 
 def validation_hard_weight_failures(results_dir=None, profile: str = "full") -> list[float]:
     """The hard weights of the validation sweep (search stage 2, the chosen optimiser) at which
     a run diverged or collapsed: a result, and a bracket of the choice like a worse value."""
-    if protocol().optimiser is None:
-        return []
     from .experiments import load_failure
     folder = resolve_results_dir(results_dir)
     return sorted({c.member.hard_weight for c in _searched_hard_weight_configs(profile)
@@ -185,7 +179,7 @@ def validation_hard_weight_failures(results_dir=None, profile: str = "full") -> 
 
 
 def _searched_hard_weight_configs(profile: str) -> list:
-    """The runs of search stage 2 with the protocol's optimiser, distilled (not labels only)."""
+    """The runs of search stage 2 with the recipe's optimiser, distilled (not labels only)."""
     from . import search
     from .recipes import Optimiser
     setting = Optimiser(*protocol().optimiser)
@@ -195,43 +189,6 @@ def _searched_hard_weight_configs(profile: str) -> list:
 
 
 # ----------------------------------------------------------------------------- the claims table
-def protocol_comparison(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
-                        numbers=(1, 2), **labels) -> tuple[list, list, dict]:
-    """Every claim under each protocol (``kdlib.protocols``) side by side: (header, rows,
-    {"closer": [...], "farther": [...]}), the count rows (by number) whose seed mean the last
-    protocol brings closer to the paper's value than the first, or farther from it."""
-    tables = {}
-    for n in numbers:
-        with use_protocol(n):
-            tables[n] = claims_table(results_dir, profile, seeds, **labels)
-    first, last = tables[numbers[0]], tables[numbers[-1]]
-    header = ["#", "Claim", "Paper"] + [PROTOCOLS[n].label for n in numbers]
-    rows = [[r["number"], r["claim"], r["paper"]]
-            + [f"{tables[n][i]['ours']}; {tables[n][i]['replicated']}" for n in numbers]
-            for i, r in enumerate(last)]
-    moved = {"closer": [], "farther": []}
-    for a, b in zip(first, last):
-        if "mean" in a and "mean" in b and a["mean"] != b["mean"]:
-            gain = abs(a["mean"] - a["paper_value"]) > abs(b["mean"] - b["paper_value"])
-            moved["closer" if gain else "farther"].append(b["number"])
-    return header, rows, moved
-
-
-def moved_sentence(moved: dict) -> str:
-    """``protocol_comparison``'s closer/farther rows as a sentence for the book."""
-    n = len(moved["closer"]) + len(moved["farther"])
-    if not n:
-        return "No count claim has been measured under both protocols yet."
-
-    def rows(numbers):
-        if not numbers:
-            return "none"
-        return f"{len(numbers)} (row{'s' * (len(numbers) > 1)} {listing(numbers)})"
-    return (f"Of the {n} count claims measured under both protocols, the paper's teacher brings "
-            f"{rows(moved['closer'])} closer to the paper's number and moves "
-            f"{rows(moved['farther'])} farther from it.")
-
-
 def _verdict(ok) -> str:
     return "not testable" if ok is None else ("yes" if ok else "no")
 
@@ -250,9 +207,8 @@ def claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
                  test_labels=None, train_labels=None) -> list[dict]:
     """Every MNIST claim of Section 3: paper value, ours (mean ± sd over seeds), verdict.
 
-    The teacher is the reported protocol's (``kdlib.protocols``: the 60-epoch teacher under
-    protocol 1, chapter 6's paper-recipe teacher under protocol 2), the one its students
-    learn from. Reads artifacts only (never trains): a claim whose runs are missing says so.
+    The teacher is the paper-recipe teacher (chapter 6), the one every student learns from.
+    Reads artifacts only (never trains): a claim whose runs are missing says so.
     Labels default to the MNIST test and training labels.
     """
     if test_labels is None or train_labels is None:
@@ -265,7 +221,7 @@ def claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
     def runs(name):
         return load_available(name, profile, seeds, results_dir)
 
-    teacher, student, distilled = runs(protocol().teacher), runs("student"), runs("distilled")
+    teacher, student, distilled = runs("paper_teacher"), runs("student"), runs("distilled")
     errs = {k: [r.test_errors for r in v] for k, v in
             (("teacher", teacher), ("student", student), ("distilled", distilled))}
     rows = [

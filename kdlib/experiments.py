@@ -25,6 +25,7 @@ from .io import (ArtifactError, check_writable, exclusive_lock, read_json, read_
 from .models import MLP
 from .provenance import check_clean_tree, provenance
 from .recipes import DEFAULT_SEEDS, RunConfig, configs_for, teacher_config_of
+from . import ARTIFACT_VERSION
 from .spec import fingerprint
 from .train import predict_logits, resolve_device, train
 
@@ -125,6 +126,21 @@ def load_artifact(cfg: RunConfig, results_dir) -> RunResult:
     return RunResult(doc["config"], doc["metrics"], doc["provenance"], path, loaded=True)
 
 
+def read_run(path) -> RunResult:
+    """The artifact at ``path`` without a config to build (a run of an earlier recipe, listed in
+    ``kdlib.history``); ArtifactError if it is missing, corrupt, or its config does not hash to
+    the ``config_hash`` it was saved with."""
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: no artifact")
+    doc = read_json(path)
+    if not isinstance(doc, dict) or not all(k in doc for k in ("config", "metrics", "provenance")):
+        raise ArtifactError(f"{path}: incomplete artifact")
+    if fingerprint({"config": doc["config"], "artifact_version": ARTIFACT_VERSION}) != doc.get("config_hash"):
+        raise ArtifactError(f"{path}: its config does not match its config_hash; it will not be used")
+    return RunResult(doc["config"], doc["metrics"], doc["provenance"], path, loaded=True)
+
+
 def _save_artifact(cfg, results_dir, logits, labels, history, wall_time, device, weights=None,
                    extra=None, train_logits=None) -> RunResult:
     path = artifact_path(cfg, results_dir)
@@ -169,6 +185,12 @@ def _splits(data: MNIST, cfg: RunConfig):
 
 
 def load_teacher(cfg_teacher: RunConfig, results_dir, device) -> MLP:
+    """The trained teacher of ``cfg_teacher``; a teacher whose training failed is named, with
+    its recorded failure, since no student can distil from it."""
+    failed = load_failure(cfg_teacher, results_dir)
+    if failed is not None:
+        raise ArtifactError(f"the teacher {cfg_teacher.name} {failed.status} "
+                            f"({failed.record.get('message', '')}); no student can distil from it")
     res = load_artifact(cfg_teacher, results_dir)
     model = MLP.of(cfg_teacher.spec)
     model.load_state_dict(read_torch(res.weights_path()))

@@ -9,6 +9,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
+#: The width (inches) at which the book's text column shows a figure at its own size (about
+#: 810 px at the inline backend's resolution); a wider figure is scaled down, its text with it.
+PAGE_WIDTH_IN = 8.0
 COLORS = {"teacher": "#1b7837", "student": "#b2182b", "distilled": "#2166ac"}
 CYCLE = ["#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214", "#4d4d4d"]
 STYLES = ["-", "-", "--", "-.", "-", "-"]
@@ -132,7 +135,7 @@ def confusion_matrices(matrices: dict[str, np.ndarray]) -> Figure:
     row, every non-zero count written in its cell, one shared colour scale."""
     columns = min(2, len(matrices))
     rows = -(-len(matrices) // columns)
-    fig = _figure(4.3 * columns + 0.9, 4.1 * rows)
+    fig = _figure(PAGE_WIDTH_IN if columns > 1 else 4.9, 3.9 * rows)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     offs = {t: np.asarray(m) * (1 - np.eye(len(m), dtype=int)) for t, m in matrices.items()}
     vmax = max(1, max(int(o.max()) for o in offs.values()))
@@ -140,7 +143,7 @@ def confusion_matrices(matrices: dict[str, np.ndarray]) -> Figure:
     for ax, (title, off) in zip(axes, offs.items()):
         image = ax.imshow(off, cmap="Reds", vmin=0, vmax=vmax)
         for i, j in zip(*np.nonzero(off)):
-            ax.text(j, i, str(off[i, j]), ha="center", va="center", fontsize=10,
+            ax.text(j, i, str(off[i, j]), ha="center", va="center", fontsize=9,
                     color="white" if off[i, j] > 0.6 * vmax else "black")
         ax.set_title(f"{title}: {int(off.sum())} errors")
         ax.set_xticks(range(len(off)))
@@ -156,7 +159,7 @@ def confusion_matrices(matrices: dict[str, np.ndarray]) -> Figure:
 
 def digit_grid(rows: list[tuple[str, np.ndarray, list[str]]], columns: int = 12) -> Figure:
     """Rows of test digits; each row is (title, images (n, 28, 28), one caption per image)."""
-    fig = Figure(figsize=(0.8 * columns, 1.25 * len(rows)))
+    fig = Figure(figsize=(PAGE_WIDTH_IN, 1.3 * len(rows)))
     axes = fig.subplots(len(rows), columns, squeeze=False)
     fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.45 / len(rows), bottom=0.02, hspace=0.9)
     for r, (title, images, captions) in enumerate(rows):
@@ -165,7 +168,7 @@ def digit_grid(rows: list[tuple[str, np.ndarray, list[str]]], columns: int = 12)
             ax.axis("off")
             if c < len(images):
                 ax.imshow(np.asarray(images[c]).reshape(28, 28), cmap="gray_r")
-                ax.set_title(captions[c], fontsize=8)
+                ax.set_title(captions[c], fontsize=9.5)
         top = axes[r, 0].get_position().y1
         fig.text(0.01, top + 0.3 / len(rows), title, fontsize=10, ha="left", va="bottom")
     return fig
@@ -272,7 +275,7 @@ def errors_vs_shift(shifts, curves: dict[str, np.ndarray], marks: dict[str, floa
             ax.set_ylim(bottom=0)
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=9)
     axes[-1].set_xlabel("bias shift (added to the logits of the shifted classes)")
     return fig
 

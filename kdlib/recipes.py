@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from . import ARTIFACT_VERSION
-from .protocols import HARD_WEIGHTS, LOW_HARD_WEIGHT, PROTOCOLS, chosen, protocol, use_protocol  # noqa: F401 (re-exported)
+from .protocols import LOW_HARD_WEIGHT, protocol
 from .spec import Member, TrainSpec, fingerprint
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
@@ -22,22 +22,19 @@ SWEEP_WIDTHS = (800, 300, 30)
 DEFAULT_SEEDS = (0, 1, 2)
 
 # ----------------------------------------------------------------------------- recipes
-#: Teacher (Hinton et al. 2012 recipe): 20% input / 50% hidden dropout, max-norm, 2 px jitter.
+#: A short dropout teacher (60 epochs, cosine schedule; 20% input / 50% hidden dropout,
+#: max-norm, 2 px jitter): the teacher workload of the benchmarks. The book's students learn
+#: from ``PAPER_TEACHER``.
 TEACHER = TrainSpec(widths=(1200, 1200), epochs=60, batch_size=128, lr=0.1, momentum=0.9,
                     input_dropout=0.2, hidden_dropout=0.5, max_norm=3.5, jitter=2)
 #: Students: no regularisation at all, un-jittered data (Section 3).
 STUDENT = TrainSpec(widths=(800, 800), epochs=40, batch_size=128, lr=0.1, momentum=0.9)
-#: Distillation: T = 20 (Section 3); the hard-label weight is protocol 1's validation choice
-#: (notebook 03), not the paper's "considerably lower weight"; a test pins it to that sweep.
-DISTILL_TEMPERATURE, SOFT_WEIGHT, HARD_WEIGHT = 20.0, 1.0, PROTOCOLS[1].hard_weight
+#: Distillation: T = 20 (Section 3); the hard-label weight is the student recipe's, chosen on
+#: the validation split (``kdlib.protocols``), not the paper's "considerably lower weight".
+DISTILL_TEMPERATURE, SOFT_WEIGHT, HARD_WEIGHT = 20.0, 1.0, protocol().hard_weight
 #: Distilled students warm the learning rate up over 2 epochs: the soft-target gradient T (q - p)
 #: is up to T times a hard-label one (without, a T = 20 omitted-3 student collapsed in epoch 1).
 DISTILL_WARMUP_EPOCHS = 2
-SWEEP_EPOCHS = 20
-#: The temperature x capacity sweep keeps the a-priori hard weight 0.1 (it ran before the choice).
-SWEEP_HARD_WEIGHT = 0.1
-#: A longer teacher (seed 0 only) and a student distilled from it: what more compute buys.
-TEACHER_BUDGET_EPOCHS = 180
 #: The teacher of the paper's reference (Hinton et al. 2012, Appendix A, MNIST), as published:
 #: batch 100, weights N(0, 0.01^2), learning rate 10 decaying by 0.998 per epoch, momentum
 #: 0.5 rising linearly to 0.99 over 500 epochs (update v = p v - (1 - p) lr grad), max-norm
@@ -69,7 +66,7 @@ class Optimiser:
 
 def student_recipe(optimiser: Optimiser, epochs: int, width: int = 800) -> TrainSpec:
     """A 2x``width`` student trained by ``optimiser``: bfloat16 GEMMs, no regularisation, no
-    clipping (the search's recipes, and protocol 3's once chosen)."""
+    clipping (the search's recipes, and so the book's)."""
     base = replace(STUDENT, widths=(width, width), epochs=epochs, lr=optimiser.lr,
                    precision="bfloat16", checkpoint_every=10)
     if optimiser.family == "sgd":
@@ -83,21 +80,18 @@ def student_recipe(optimiser: Optimiser, epochs: int, width: int = 800) -> Train
 
 
 def distill_spec(width: int = 800, epochs: int | None = None) -> TrainSpec:
-    """The 2x``width`` student recipe of the protocol: its chosen optimiser (protocol 3), or
-    protocols 1-2's SGD with the distillation warm-up and the protocol's clipping."""
+    """The 2x``width`` student of the student recipe: its optimiser (a width's own learning rate
+    where it has one) for ``epochs`` (default: the recipe's)."""
     p = protocol()
-    epochs = epochs or chosen(p.student_epochs, "student epochs")
-    if p.optimiser is not None:
-        family, lr = p.optimiser
-        return student_recipe(Optimiser(family, dict(p.width_lrs).get(width, lr)), epochs, width)
-    return replace(STUDENT, widths=(width, width), warmup_epochs=DISTILL_WARMUP_EPOCHS,
-                   max_grad_norm=p.max_grad_norm, epochs=epochs)
+    family, lr = p.optimiser
+    return student_recipe(Optimiser(family, dict(p.width_lrs).get(width, lr)),
+                          epochs or p.student_epochs, width)
 
 
 def distill_member(seed: int, hard_weight: float | None = None,
                    temperature: float = DISTILL_TEMPERATURE) -> Member:
-    """A distilled student's loss (Section 2): T^2-scaled soft term, the protocol's hard weight."""
-    hw = chosen(protocol().hard_weight, "hard-label weight") if hard_weight is None else hard_weight
+    """A distilled student's loss (Section 2): T^2-scaled soft term, the recipe's hard weight."""
+    hw = protocol().hard_weight if hard_weight is None else hard_weight
     return Member(seed=seed, temperature=temperature, soft_weight=SOFT_WEIGHT, hard_weight=hw)
 
 
@@ -117,18 +111,16 @@ class Budget:
     checkpoint_every: int | None   # None: the recipe's
     sweep_widths: tuple            # the temperature x capacity sweep ...
     temperatures: tuple
-    hard_weights: tuple | None     # ... and the hard-label weight sweep (None: the protocol's)
-    teacher_budget_epochs: int     # the longer teacher of the "teacher_budget" experiment
+    hard_weights: tuple | None     # ... and the hard-label weight sweep (None: the recipe's)
 
 
 #: full: the recipes as they are. smoke: same code, a 10,000-image subset, 3 epochs, small sweeps.
 PROFILES = {
     "smoke": Budget(train_size=10000, epochs=3, checkpoint_every=1, sweep_widths=(300, 30),
-                    temperatures=(1.0, 4.0, 20.0), hard_weights=(0.0, 1.0),
-                    teacher_budget_epochs=6),
+                    temperatures=(1.0, 4.0, 20.0), hard_weights=(0.0, 1.0)),
     "full": Budget(train_size=None, epochs=None, checkpoint_every=None,
                    sweep_widths=SWEEP_WIDTHS, temperatures=TEMPERATURES,
-                   hard_weights=None, teacher_budget_epochs=TEACHER_BUDGET_EPOCHS),
+                   hard_weights=None),
 }
 
 
@@ -147,8 +139,10 @@ class RunConfig:
     validation: bool = False       # train on the first 50,000, test on the last 10,000
     store_weights: bool = False
     logits_dtype: str = "float32"
-    teacher_epochs: int | None = None  # None: the TEACHER recipe's budget
-    protocol: int = 1                  # the distillation protocol (teacher etc.) of a student
+    teacher_epochs: int | None = None  # kept for the identity of earlier recipes' runs
+    #: the student recipe a student was trained by (``kdlib.protocols``: 3; runs of the recipes
+    #: it replaced carry 1 or 2); 1 for the teachers, which no student recipe shapes
+    protocol: int = 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -184,16 +178,6 @@ def _common(profile, validation):
     return dict(profile=profile, validation=validation, train_size=budget(profile).train_size)
 
 
-def teacher_configs(profile, seeds, validation=False, epochs=None):
-    """The dropout + jitter teacher; ``epochs`` other than the recipe's gives a budget run."""
-    spec = _profile_spec(TEACHER, profile)
-    experiment, prefix = "teacher", "teacher"
-    if epochs is not None and epochs != TEACHER.epochs:
-        spec, experiment, prefix = replace(spec, epochs=epochs), "teacher_budget", f"teacher-e{epochs}"
-    return [RunConfig(experiment, f"{prefix}-s{s}", spec=spec, member=Member(seed=s),
-                      store_weights=True, **_common(profile, validation)) for s in seeds]
-
-
 def paper_teacher_configs(profile, seeds, validation=False):
     """The teacher recipe of Hinton et al. (2012) with jitter (``PAPER_TEACHER``), every seed."""
     return [RunConfig("paper_teacher", f"paper-teacher-s{s}", spec=_profile_spec(PAPER_TEACHER, profile),
@@ -202,18 +186,11 @@ def paper_teacher_configs(profile, seeds, validation=False):
 
 
 def student_configs(profile, seeds, validation=False):
-    """The 2x800 student on hard labels only: under protocol 3 the recipe chosen for it on the
-    validation split (``Protocol.label_recipe``, search stage 5), else the fixed SGD recipe
-    ``STUDENT``."""
+    """The 2x800 student on hard labels only, by the recipe chosen for it on the validation
+    split (``Protocol.label_recipe``, search stage 5)."""
     p = protocol()
-    if p.optimiser is None:
-        return [RunConfig("student", f"student-s{s}", spec=_profile_spec(STUDENT, profile),
-                          member=Member(seed=s), **_common(profile, validation)) for s in seeds]
-    if p.label_recipe is None:
-        spec = _profile_spec(distill_spec(), profile)
-    else:
-        (family, lr), epochs = p.label_recipe
-        spec = _profile_spec(student_recipe(Optimiser(family, lr), epochs), profile)
+    (family, lr), epochs = p.label_recipe
+    spec = _profile_spec(student_recipe(Optimiser(family, lr), epochs), profile)
     return [RunConfig("student", f"student-s{s}", spec=spec, member=Member(seed=s),
                       protocol=p.number, **_common(profile, validation)) for s in seeds]
 
@@ -221,7 +198,7 @@ def student_configs(profile, seeds, validation=False):
 def _distilled(experiment, name, profile, seed, validation, *, teacher_seed=None, width=800,
                temperature=DISTILL_TEMPERATURE, hard_weight=None, transfer="all",
                epochs=None, logits_dtype="float32", teacher_epochs=None, jitter=0):
-    """A distilled student of the current protocol; ``teacher_seed`` None: its own seed's;
+    """A distilled student of the recipe; ``teacher_seed`` None: its own seed's;
     ``jitter``: the transfer set jittered, the teacher labelling every batch as it is seen."""
     spec = replace(_profile_spec(distill_spec(width, epochs), profile, epochs), jitter=jitter)
     return RunConfig(experiment, name, spec=spec,
@@ -250,87 +227,42 @@ def capacity_configs(profile, seeds, validation=False):
 
 
 def jittered_transfer_configs(profile, seeds, validation=False):
-    """The distilled recipe on a jittered transfer set (up to ``TEACHER.jitter`` px, the
+    """The distilled recipe on a jittered transfer set (up to ``PAPER_TEACHER.jitter`` px, the
     teacher labelling every jittered batch): beyond the paper, whose transfer set had no
     translations; how much of what remains is the transfer set."""
-    return [_distilled("jittered_transfer", f"distilled-T20-jitter{TEACHER.jitter}-s{s}", profile,
-                       s, validation, jitter=TEACHER.jitter) for s in seeds]
-
-
-def _sweep_budget(p):
-    """(hard weight, epochs) of the sweeps: protocols 1-2 kept the a-priori 0.1 and 20 epochs;
-    protocol 3's sweeps use its chosen recipe (None: the protocol's choice)."""
-    return (SWEEP_HARD_WEIGHT, SWEEP_EPOCHS) if p.optimiser is None else (None, None)
+    return [_distilled("jittered_transfer", f"distilled-T20-jitter{PAPER_TEACHER.jitter}-s{s}",
+                       profile, s, validation, jitter=PAPER_TEACHER.jitter) for s in seeds]
 
 
 def sweep_settings() -> tuple[float, int]:
-    """The hard-label weight and epochs of the current protocol's temperature sweep."""
+    """The hard-label weight and epochs of the temperature sweep: the recipe's."""
     p = protocol()
-    hard_weight, epochs = _sweep_budget(p)
-    return (chosen(p.hard_weight, "hard-label weight") if hard_weight is None else hard_weight,
-            chosen(p.student_epochs, "student epochs") if epochs is None else epochs)
+    return p.hard_weight, p.student_epochs
 
 
 def baseline_configs(profile, seeds, validation=False):
-    """Hard-label students of every sweep width for the sweeps' epochs: the baseline that each
-    width's temperature sweep is compared with (no teacher; protocols 1-2 share the fixed SGD
-    recipe, protocol 3 uses its chosen optimiser and epochs, and its 2x800 baseline is the
-    ``student`` experiment; ``kdlib.results.hard_label_students``)."""
-    p = protocol()
-    if p.optimiser is None:
-        return [RunConfig("baseline", f"w{w}-hard-s{s}",
-                          spec=_profile_spec(replace(STUDENT, widths=(w, w)), profile, SWEEP_EPOCHS),
-                          member=Member(seed=s), **_common(profile, validation))
-                for w in budget(profile).sweep_widths for s in seeds]
-    # the 2x800 student on labels is the "student" experiment itself: one set of runs
+    """Hard-label students of the sweep widths other than 2x800, by the distilled recipe's
+    optimiser and epochs: the baseline each width's temperature sweep is compared with (the
+    2x800 one is the ``student`` experiment; ``kdlib.results.hard_label_students``)."""
     return [RunConfig("baseline", f"w{w}-hard-s{s}", spec=_profile_spec(distill_spec(w), profile),
-                      member=Member(seed=s), protocol=p.number, **_common(profile, validation))
+                      member=Member(seed=s), protocol=protocol().number, **_common(profile, validation))
             for w in budget(profile).sweep_widths if w != STUDENT.widths[0] for s in seeds]
 
 
 def temperature_configs(profile, seeds, validation=False):
-    """Widths 800/300/30 over the T grid, every seed (Section 3); the protocol says whether all
-    distil from teacher seed 0 (protocol 1) or each from its own seed's teacher."""
-    b, p = budget(profile), protocol()
-    hard_weight, epochs = _sweep_budget(p)
-    return [_distilled("temperature", f"w{w}-T{t:g}-s{s}", profile, s, validation,
-                       teacher_seed=p.sweep_teacher_seed, width=w, temperature=t,
-                       hard_weight=hard_weight, epochs=epochs, logits_dtype="float16")
-            for w in b.sweep_widths for t in b.temperatures
-            for s in seeds]
+    """Widths 800/300/30 over the T grid, every seed, each from its own seed's teacher (Section 3)."""
+    b = budget(profile)
+    return [_distilled("temperature", f"w{w}-T{t:g}-s{s}", profile, s, validation, width=w,
+                       temperature=t, logits_dtype="float16")
+            for w in b.sweep_widths for t in b.temperatures for s in seeds]
 
 
 def hard_weight_configs(profile, seeds, validation=False):
-    """Weight of the hard-label term at T=20, 2x800, every seed; with ``validation`` the sweep
-    that chooses it: seed 0 (protocol 1) or every seed (2), from the validation teacher of seed 0."""
-    p = protocol()
-    teacher = seeds[0] if validation else p.sweep_teacher_seed
-    seeds = seeds[:1] if validation and p.number == 1 else seeds
-    return [_distilled("hard_weight", f"hw{h:g}-s{s}", profile, s, validation, teacher_seed=teacher,
-                       hard_weight=h, epochs=_sweep_budget(p)[1], logits_dtype="float16")
-            for h in budget(profile).hard_weights or p.test_hard_weights or p.hard_weights
-            for s in seeds]
-
-
-def student_epoch_configs(profile, seeds, validation=True):
-    """Validation split only: the distilled recipe for each budget of the protocol's
-    ``student_epoch_grid`` (smoke: its budget), every seed from the validation teacher of seed 0."""
-    if not validation:
-        raise ValueError("student_epochs chooses a budget: validation split only (--validation)")
-    grid = sorted({budget(profile).epochs or e for e in protocol().student_epoch_grid})  # () : none
-    return [_distilled("student_epochs", f"e{e}-s{s}", profile, s, True, teacher_seed=seeds[0],
-                       epochs=e) for e in grid for s in seeds]
-
-
-def teacher_budget_configs(profile, seeds, validation=False):
-    """The 60-epoch teacher's recipe trained 3x longer (first seed), the T=20 student from it;
-    always protocol 1's (under protocol 2 the student would learn from chapter 6's teacher)."""
-    epochs = budget(profile).teacher_budget_epochs
-    s = seeds[0]
-    with use_protocol(1):
-        return teacher_configs(profile, [s], validation, epochs) + [
-            _distilled("teacher_budget", f"distilled-T20-e{epochs}-s{s}", profile, s, validation,
-                       teacher_epochs=epochs)]
+    """Weight of the hard-label term at T=20, 2x800, every seed from its own seed's teacher
+    (on the validation split: from the validation teacher, seed 0's)."""
+    return [_distilled("hard_weight", f"hw{h:g}-s{s}", profile, s, validation, hard_weight=h,
+                       teacher_seed=seeds[0] if validation else None, logits_dtype="float16")
+            for h in budget(profile).hard_weights or protocol().test_hard_weights for s in seeds]
 
 
 def omit3_configs(profile, seeds, validation=False):
@@ -354,7 +286,6 @@ def omitted_low_hard_weight_configs(profile, seeds, validation=False):
 
 
 EXPERIMENTS: dict[str, Callable] = {
-    "teacher": teacher_configs,
     "student": student_configs,
     "distilled": distilled_configs,
     "temperature": temperature_configs,
@@ -364,15 +295,10 @@ EXPERIMENTS: dict[str, Callable] = {
     "omitted_low_hw": omitted_low_hard_weight_configs,
     "soft_only": soft_only_configs,
     "baseline": baseline_configs,
-    "student_epochs": student_epoch_configs,
-    "teacher_budget": teacher_budget_configs,
     "paper_teacher": paper_teacher_configs,
     "capacity": capacity_configs,
     "jittered_transfer": jittered_transfer_configs,
 }
-
-
-VALIDATION_ONLY = frozenset({"student_epochs"})  # they choose a setting: validation split only
 
 
 def configs_for(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
@@ -393,21 +319,9 @@ def paper_teacher_runs(profile: str = "full", seeds=DEFAULT_SEEDS) -> list[RunCo
 
 
 def teacher_config_of(cfg: RunConfig) -> RunConfig:
-    """The teacher run a distilled run ``cfg`` distils from."""
-    if protocol(cfg.protocol).teacher == "paper_teacher":
-        return paper_teacher_configs(cfg.profile, [cfg.teacher_seed], cfg.validation)[0]
-    return teacher_configs(cfg.profile, [cfg.teacher_seed], cfg.validation, cfg.teacher_epochs)[0]
-
-
-def protocol_teacher_spec() -> TrainSpec:
-    """The recipe of the teacher that the current protocol's students distil from."""
-    return PAPER_TEACHER if protocol().teacher == "paper_teacher" else TEACHER
-
-
-def protocol_teacher_configs(profile: str, seeds, validation: bool = False) -> list[RunConfig]:
-    """The teachers that the current protocol's students distil from, one per seed."""
-    build = paper_teacher_configs if protocol().teacher == "paper_teacher" else teacher_configs
-    return build(profile, list(seeds), validation)
+    """The teacher run a distilled run ``cfg`` distils from: the paper-recipe teacher of its
+    ``teacher_seed``."""
+    return paper_teacher_configs(cfg.profile, [cfg.teacher_seed], cfg.validation)[0]
 
 
 def paper_teacher_recipe() -> list[tuple[str, str, str, str]]:

@@ -16,7 +16,8 @@ from pathlib import Path
 from . import verdicts
 from .claims import claims_markdown, claims_table
 from .io import atomic_write_bytes
-from .results import provenance_rows, reported_rows, total_compute_hours
+from .history import superseded_runs
+from .results import provenance_rows, total_compute_hours
 
 README_START, README_END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 #: The README's generated sentence on the paper teacher's runs (``progress.status_sentence``).
@@ -54,12 +55,12 @@ def update_readme(readme="README.md", results_dir=None, profile: str = "full") -
     _marked_text(path)
     _marked_text(path, TEACHER_START, TEACHER_END)
     rows = claims_table(results_dir, profile)
-    runs = reported_rows(provenance_rows(results_dir, profile))
+    runs = provenance_rows(results_dir, profile)
     seeds = sorted({r["seed"] for r in runs})
     single = any("(1 seed)" in str(r.get("ours", "")) for r in rows)
     table = (f"Generated from `results/{profile}/` by `python -m kdlib.report --readme` "
              f"({len(runs)} runs behind these results, seeds {', '.join(map(str, seeds))}, "
-             f"{total_compute_hours(runs)} h of compute; superseded runs: the book's provenance page"
+             f"{total_compute_hours(runs)} h of compute; superseded runs: the book's history page"
              f"{'; where only one seed exists the spread is not yet measured' if single else ''}"
              "). Details, figures and the verdict rules: "
              "`notebooks/05_results.ipynb`.\n\n" + claims_markdown(rows)
@@ -99,7 +100,8 @@ def claims_csv(rows: list[dict]) -> str:
 
 
 def runs_csv(rows: list[dict]) -> str:
-    """Every run's provenance (``provenance_rows``) as CSV."""
+    """Every run's provenance as CSV: ``provenance_rows`` (status empty: behind the book's
+    results), then the runs of earlier recipes (``kdlib.history``, status "superseded ...")."""
     out = StringIO()
     fields = ["experiment", "run", "seed", "test_errors", "commit", "kdlib", "torch", "device",
               "wall_time_s", "status"]
@@ -127,8 +129,8 @@ def update_book(intro=BOOK_INTRO, data_dir=BOOK_DATA, results_dir=None,
     path = Path(intro)
     _marked_text(path)
     rows = claims_table(results_dir, profile)
-    every_run = provenance_rows(results_dir, profile)
-    runs = reported_rows(every_run)
+    runs = provenance_rows(results_dir, profile)
+    every_run = runs + (superseded_runs() if profile == "full" else [])
     seeds = sorted({r["seed"] for r in runs})
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)

@@ -99,16 +99,6 @@ def load_failures(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
     return [f for f in found if f is not None]
 
 
-def load_if_chosen(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
-                   results_dir=None, validation: bool = False) -> list[RunResult]:
-    """``load_available``, or no runs while a protocol choice they need is not made yet
-    (``protocols.ChoiceNotMade``: e.g. protocol 2's student epochs)."""
-    try:
-        return load_available(experiment, profile, seeds, results_dir, validation)
-    except protocols.ChoiceNotMade:
-        return []
-
-
 def load_existing(configs, results_dir) -> list[RunResult]:
     """The valid artifacts of ``configs`` (stale or corrupt ones logged at INFO, skipped)."""
     out = []
@@ -223,42 +213,22 @@ def correct(run_or_logits, labels) -> np.ndarray:
     return np.asarray(logits).argmax(-1) == np.asarray(labels)
 
 
-def _runs_of_every_protocol(name, profile, seeds, results_dir, validation):
-    """(run, status) of every available run of ``name`` under each protocol: "" for the
-    protocol the book reports, "superseded" for an earlier one's, "ahead" for a later one's.
-    A run that several protocols share (no teacher) is loaded once, as the reported one's."""
-    results_dir = resolve_results_dir(results_dir)
-    seen, out, now = set(), [], protocols.PROTOCOL
-    for number in sorted(protocols.book_protocols(), key=lambda n: n != now):  # the reported one first
-        with protocols.use_protocol(number):
-            try:
-                configs = configs_for(name, profile, seeds, validation)
-            except ValueError:  # a choice of that protocol not made yet, or validation-only
-                continue
-        fresh = [c for c in configs if artifact_path(c, results_dir) not in seen]
-        seen.update(artifact_path(c, results_dir) for c in fresh)
-        status = "" if number == now else (
-            f"superseded (protocol {number})" if number < now else f"ahead (protocol {number})")
-        out += [(r, status) for r in load_existing(fresh, results_dir)]
-    return out
-
-
 def _search_runs(profile, results_dir):
     """The student-recipe search's runs (validation split; they chose the reported recipe)."""
     from .search import search_configs
-    return [(r, "") for r in load_existing(search_configs(profile), resolve_results_dir(results_dir))]
+    return load_existing(search_configs(profile), resolve_results_dir(results_dir))
 
 
 def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS) -> list[dict]:
-    """One row per available run of every experiment and protocol (test-set runs, then
-    validation-split runs, the student-recipe search last): what made it, how long it took,
-    and whether a later protocol superseded it (such runs stay listed, kdlib.protocols)."""
+    """One row per available run behind the book's results (test-set runs, then validation-split
+    runs, the student-recipe search last): what made it, how long it took, what it computed.
+    The runs of earlier recipes are ``kdlib.history.superseded_runs``."""
     rows = []
     for validation in (False, True):
         for name in [*EXPERIMENTS, *(["student_search"] if validation else [])]:
             found = (_search_runs(profile, results_dir) if name == "student_search" else
-                     _runs_of_every_protocol(name, profile, seeds, results_dir, validation))
-            for r, status in found:
+                     load_available(name, profile, seeds, results_dir, validation))
+            for r in found:
                 p = r.provenance
                 rows.append({"experiment": f"{name} (validation)" if validation else name,
                              "run": r.config["name"], "seed": seed_of(r),
@@ -269,7 +239,7 @@ def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS
                              "device": short_device(p.get("device_name",
                                                           p.get("device", "?"))),
                              "wall_time_s": float(r.metrics.get("wall_time_s", 0.0)),
-                             **training_work(r), "status": status})
+                             **training_work(r)})
     return rows
 
 
@@ -304,7 +274,8 @@ def gpu_hours_estimate(rows: list[dict], tflops: float = GPU_TFLOPS,
 
 def compute_table(reported: list[dict], superseded: list[dict]) -> tuple[list[str], list[list]]:
     """(header, rows): training hours measured on the CPU and minutes estimated for one GPU
-    (``gpu_hours_estimate``) by experiment, then all reported runs, then the superseded ones."""
+    (``gpu_hours_estimate``) by experiment, then all reported runs, then the superseded ones
+    (``kdlib.history.superseded_runs``)."""
     def row(name, rows):
         return [name, len(rows), f"{total_compute_hours(rows):.2f}",
                 f"{60 * gpu_hours_estimate(rows):.1f}"]
@@ -312,7 +283,7 @@ def compute_table(reported: list[dict], superseded: list[dict]) -> tuple[list[st
     return (["Experiment", "Runs", "Training time, CPU (h, measured)", "One GPU (min, estimate)"],
             [row(n, [r for r in reported if r["experiment"] == n]) for n in names]
             + [row("all runs behind the reported results", reported),
-               row("superseded runs (earlier recipes; provenance page)", superseded)])
+               row("superseded runs (earlier recipes; the history page)", superseded)])
 
 
 def seconds_per_epoch(run: RunResult) -> float:
@@ -320,11 +291,6 @@ def seconds_per_epoch(run: RunResult) -> float:
     sessions whose earlier stretches were not timed keeps that one apart)."""
     last = run.metrics.get("wall_time_last_stretch_s", run.metrics["wall_time_s"])
     return last / (run.config["spec"]["epochs"] - run.metrics.get("resumed_from_epoch", 0))
-
-
-def reported_rows(rows: list[dict]) -> list[dict]:
-    """The rows of ``provenance_rows`` behind the reported results (not superseded, not ahead)."""
-    return [r for r in rows if not r["status"]]
 
 
 def total_compute_hours(rows: list[dict]) -> float:
@@ -370,13 +336,13 @@ def clipped_share_curves(runs: list[RunResult]) -> dict[str, dict[str, np.ndarra
 
 
 def recipe_table() -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of chapter 2's recipe table: the reported protocol's teacher, the
-    hard-label student and the distilled student (``kdlib.protocols``), read from the specs."""
-    from .recipes import DISTILL_TEMPERATURE, SOFT_WEIGHT, distill_spec, protocol_teacher_spec
+    """(header, rows) of chapter 2's recipe table: the teacher, the hard-label student and the
+    distilled student (``kdlib.protocols``), read from the specs."""
+    from .recipes import DISTILL_TEMPERATURE, SOFT_WEIGHT, distill_spec
     p = protocols.protocol()
-    teacher = protocol_teacher_spec()
+    teacher = PAPER_TEACHER
     distilled = distill_spec()
-    student = configs_for("student", "full", [0])[0].spec  # the reported protocol's
+    student = configs_for("student", "full", [0])[0].spec
     specs = {"Teacher": (teacher, "hard labels"), "Student": (student, "hard labels"),
              "Distilled student": (distilled, f"T = {DISTILL_TEMPERATURE:g}, soft weight "
                                               f"{SOFT_WEIGHT:g}, hard weight {p.hard_weight:g}")}

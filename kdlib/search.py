@@ -32,7 +32,7 @@ before choosing. A run that diverges or collapses is a result: it is recorded
 from __future__ import annotations
 
 from .io import read_json
-from .protocols import PROTOCOLS
+from .protocols import RECIPE
 from .recipes import (DISTILL_TEMPERATURE, TEMPERATURES, Optimiser, RunConfig, _profile_spec, budget,
                       student_recipe)
 from .spec import Member
@@ -48,8 +48,8 @@ LONG_EPOCHS = 500
 #: its 500 epochs (120.5 after 30 epochs in stage 2, 136-139 from epoch 300 on), so the
 #: budget became a grid of its own, bracketing stage 2's 30 on both sides.
 STAGE3_EPOCHS = (15, 30, 60, 120, LONG_EPOCHS)
-#: The protocol whose recipe the search chooses (kdlib.protocols).
-SEARCH_PROTOCOL = 3
+#: The recipe number the search's runs carry (``RunConfig.protocol``; kdlib.protocols).
+SEARCH_PROTOCOL = RECIPE.number
 
 STAGE1 = tuple([Optimiser("sgd", lr) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)]
                + [Optimiser("adam", lr) for lr in (1e-4, 3e-4, 1e-3, 3e-3)]
@@ -68,7 +68,7 @@ STAGE2: tuple = (Optimiser("adam", 3e-3), Optimiser("sgd", 3e-2))
 #: 30: 127.5); SGD 0.03 at 10: 125.0 (3: 130.0, 30: diverged). Their hard-label references run
 #: at stage 2's budget only (compute): the test-set runs compare with labels at full length.
 STAGE3: tuple = ((Optimiser("adam", 3e-3), 10.0), (Optimiser("sgd", 3e-2), 10.0))
-#: Stage 4's students and rates (SGD, as protocol 3; its 2x800 rate 0.03 is the grid's top).
+#: Stage 4's students and rates (SGD, as the recipe; its 2x800 rate 0.03 is the grid's top).
 NARROW_WIDTHS = (30,)
 STAGE4 = (tuple(Optimiser("sgd", lr) for lr in (3e-3, 1e-2, 3e-2))
           # widened: 3e-3 had the fewest errors of the first grid (283.1 averaged over the
@@ -117,8 +117,7 @@ def stage_grid(stage: int) -> list[tuple]:
     if stage == 3:
         return [(s, h, e, 800, t) for s, h in STAGE3 for e in STAGE3_EPOCHS]
     if stage == 4:
-        chosen = PROTOCOLS[SEARCH_PROTOCOL]
-        return [(s, chosen.hard_weight, chosen.student_epochs, w, temp)
+        return [(s, RECIPE.hard_weight, RECIPE.student_epochs, w, temp)
                 for w in NARROW_WIDTHS for s in STAGE4 for temp in TEMPERATURES]
     if stage == 5:
         return [(s, None, e, 800, t) for s, e in STAGE5]

@@ -191,12 +191,12 @@ def test_unwritable_data_cache(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- parameters (API)
 def test_unknown_experiment_and_profile():
-    with pytest.raises(ValueError, match="unknown experiment 'bogus'; choose one of teacher"):
+    with pytest.raises(ValueError, match="unknown experiment 'bogus'; choose one of student"):
         rc.configs_for("bogus", "smoke")
     with pytest.raises(ValueError, match="unknown experiment 'bogus'"):
         ex.run_experiment("bogus", "smoke")
     with pytest.raises(ValueError, match="unknown profile 'huge'; choose one of smoke, full"):
-        rc.configs_for("teacher", "huge")
+        rc.configs_for("paper_teacher", "huge")
 
 
 @pytest.mark.parametrize("seeds", [[], [-1], [0, "1"], [1.5]])
@@ -308,14 +308,14 @@ def test_train_arguments_that_do_not_fit():
 
 # ----------------------------------------------------------------------------- parameters (CLI)
 @pytest.mark.parametrize("args, fragments", [
-    (["bogus"], ["unknown experiment 'bogus'", "teacher"]),
-    (["teacher", "--profile", "huge"], ["unknown profile 'huge'", "smoke, full"]),
-    (["teacher", "--seed", "-1"], ["seeds must be a non-empty list of integers >= 0"]),
-    (["teacher", "--seed", "x"], ["argument --seed: invalid int value: 'x'"]),
+    (["bogus"], ["unknown experiment 'bogus'", "paper_teacher"]),
+    (["paper_teacher", "--profile", "huge"], ["unknown profile 'huge'", "smoke, full"]),
+    (["paper_teacher", "--seed", "-1"], ["seeds must be a non-empty list of integers >= 0"]),
+    (["paper_teacher", "--seed", "x"], ["argument --seed: invalid int value: 'x'"]),
     ([], ["the following arguments are required: EXPERIMENT"]),
-    (["teacher", "--frobnicate"], ["unrecognized arguments: --frobnicate"]),
-    (["teacher", "--device", unavailable_cuda()], [f"device '{unavailable_cuda()}'"]),
-    (["teacher", "--device", "tpu"], ["unknown device 'tpu'"]),
+    (["paper_teacher", "--frobnicate"], ["unrecognized arguments: --frobnicate"]),
+    (["paper_teacher", "--device", unavailable_cuda()], [f"device '{unavailable_cuda()}'"]),
+    (["paper_teacher", "--device", "tpu"], ["unknown device 'tpu'"]),
 ], ids=["experiment", "profile", "negative-seed", "seed-type", "no-experiment", "unknown-option",
         "cuda", "device"])
 def test_cli_bad_parameters(tmp_path, args, fragments):
@@ -353,7 +353,7 @@ def synthetic_mnist(n_train: int = 300, n_test: int = 100) -> MNIST:
     return MNIST(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:], "synthetic")
 
 
-CONFIGS = [tiny(rc.configs_for("teacher", "smoke", [0])[0]),
+CONFIGS = [tiny(rc.configs_for("paper_teacher", "smoke", [0])[0]),
            tiny(rc.configs_for("student", "smoke", [0])[0])]
 
 

@@ -1,6 +1,5 @@
 """The claims table's building blocks (kdlib.claims, kdlib.results, kdlib.bias_shift), on
 hand-made cases, and the committed artifacts against the current configs."""
-import itertools
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from kdlib.bias_shift import prior_matching_shift
 from kdlib.claims import best_temperature, gap_recovered
 from kdlib.evaluate import contrasting_examples
 from kdlib.experiments import RunResult, artifact_path, load_artifact
-from kdlib.protocols import PROTOCOLS, use_protocol
+from kdlib.protocols import RECIPE
 from kdlib.recipes import EXPERIMENTS, configs_for
 from kdlib.results import default_results_dir, markdown_table
 
@@ -87,32 +86,34 @@ COMMITTED = sorted(p for p in RESULTS.glob("*/*/*.json") if p.parent.parent.name
 
 
 def test_every_committed_artifact_matches_a_current_config():
-    """A recipe change that would orphan committed runs (their config hash) fails here."""
+    """A recipe change that would orphan committed runs (their config hash) fails here: every
+    committed artifact is made by a current config, or is a run of an earlier recipe listed in
+    the committed history (``kdlib.history``)."""
+    from kdlib import history
     assert len(COMMITTED) > 30
+    superseded = {(RESULTS.parent / r["path"]) for r in history.superseded_runs()}
     configs = {}
     for profile_dir in {p.parent.parent for p in COMMITTED}:
         profile, _, validation = profile_dir.name.partition("-")
-        for experiment, number in itertools.product(EXPERIMENTS, PROTOCOLS):
-            with use_protocol(number):
-                try:
-                    made = configs_for(experiment, profile, range(10), validation == "validation")
-                except ValueError as e:  # a choice not made yet, or a validation-only experiment
-                    assert any(m in str(e) for m in ("yet: choose it on the", "validation split only"))
-                    continue
+        for experiment in EXPERIMENTS:
+            made = configs_for(experiment, profile, range(10), validation == "validation")
             configs.update((artifact_path(cfg, RESULTS), cfg) for cfg in made)
     for path in COMMITTED:
+        if path in superseded:
+            continue
         assert path in configs, f"{path}: no current config makes this artifact"
         load_artifact(configs[path], RESULTS)  # raises on a hash mismatch
 
 
 def test_distillation_hard_weight_is_the_validation_choice():
-    """Each protocol's hard weight is the best of its committed validation sweep (protocol 1:
-    seed 0 over its grid; protocol 2: seeds 0-2 over the wider grid)."""
-    for number, seeds in ((1, 1), (2, 3)):
-        with use_protocol(number) as p:
-            validation = claims.validation_hard_weight_sweep(RESULTS, "full")
-        assert len(validation) == len(p.hard_weights) * seeds
-        assert claims.best_hard_weight(validation)[0] == p.hard_weight
+    """The recipe's hard weight is the best of the search's committed validation sweep (stage 2,
+    the chosen optimiser, seeds 0-1), where the weights that diverged count as worse."""
+    from kdlib import search
+    validation = claims.validation_hard_weight_sweep(RESULTS, "full")
+    failed = claims.validation_hard_weight_failures(RESULTS, "full")
+    tried = {r.config["member"]["hard_weight"] for r in validation} | set(failed)
+    assert tried == set(search.HARD_WEIGHTS) and len(validation) >= 2 * (len(tried) - len(failed))
+    assert claims.best_hard_weight(validation)[0] == RECIPE.hard_weight
 
 
 class _LogitRun(RunResult):
@@ -166,94 +167,20 @@ def test_a_validation_choice_at_the_edge_of_its_grid_is_not_bracketed():
     assert not claims.validation_choice({40: [120], 80: [115]})["bracketed"]  # longer may be better
 
 
-def test_runs_of_an_earlier_protocol_stay_listed_as_superseded(monkeypatch):
-    from dataclasses import replace
-
-    from kdlib import protocols
-    from kdlib.results import provenance_rows
-    with protocols.use_protocol(1):  # while protocol 1 was reported
-        now = provenance_rows(RESULTS, "full")
-    assert now and {r["status"] for r in now} <= {"", "ahead (protocol 2)", "ahead (protocol 3)"}
-    # protocol 2's runs so far: its validation sweeps, and test-set runs that need no choice
-    # it has not made (the choices are made on the validation split before the runs that use them)
-    with protocols.use_protocol(2):
-        for experiment in {r["experiment"] for r in now
-                           if r["status"] and not r["experiment"].endswith("(validation)")}:
-            configs_for(experiment, "full")  # raises ChoiceNotMade for a run that needs one
-    # after the switch to protocol 2 (its choices made; its validation sweeps keep the hard
-    # weight they were run with)
-    chosen_epochs = protocols.PROTOCOLS[2].student_epochs or 20
-    monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], student_epochs=chosen_epochs))
-    monkeypatch.setattr(protocols, "PROTOCOL", 2)
-    later = provenance_rows(RESULTS, "full")
-    def names(rows):
-        return sorted((r["experiment"], r["run"]) for r in rows)
-    assert names(later) == names(now)
-    # protocol 3's runs (same names) are ahead of both
-    assert {r["status"] for r in later if r["status"].startswith("ahead")} <= {"ahead (protocol 3)"}
-    status = {(r["experiment"], r["run"]): r["status"] for r in later
-              if r["status"] != "ahead (protocol 3)"}
-    assert status[("distilled", "distilled-T20-s0")] == "superseded (protocol 1)"
-    assert status[("temperature", "w30-T4-s1")] == "superseded (protocol 1)"
-    assert status[("student", "student-s0")] == "" and status[("teacher", "teacher-s2")] == ""
-
-
-def test_validation_choices_table_marks_the_pick_and_the_value_in_use():
-    from kdlib import choices as ch
-    runs = [RunResult({"spec": {"epochs": e}, "member": {"seed": s}}, {"test_errors": n}, {},
-                      Path("unused.json"))
-            for e, s, n in [(80, 0, 115), (40, 0, 120), (160, 1, 118), (40, 1, 122), (80, 1, 117),
-                            (160, 0, 118)]]
-    grid = ch.student_epochs_grid(runs)
-    assert grid == {40: [120, 122], 80: [115, 117], 160: [118, 118]}
-    choices = [{"what": "hard-label weight", "grid": {0.0: [130, 128], 0.3: [120, 126], 3.0: [125, 127]},
-                "choice": claims.validation_choice({0.0: [130, 128], 0.3: [120, 126], 3.0: [125, 127]},
-                                                   floor=0.0), "set": 0.3},
-               {"what": "student epochs", "grid": grid, "choice": claims.validation_choice(grid),
-                "set": None},
-               {"what": "later", "grid": {}, "choice": None, "set": None}]
-    header, rows = ch.validation_choices_table(choices)
-    assert header[2] == "validation errors (mean ± sd)"
-    assert rows[1][1] == "0.3" and rows[1][4] == "fewest, used" and rows[0][4] == rows[2][4] == ""
-    assert rows[4][1] == "80" and rows[4][4] == "fewest"  # chosen by the rule, not set yet
-    assert rows[-1] == ["later", "-", "not run yet", "", ""]
-
-
-def test_the_teacher_row_is_the_reported_protocols_teacher(monkeypatch):
-    """Protocol 1's students learn from the 60-epoch teacher, protocol 2's from chapter 6's."""
-    from kdlib.protocols import use_protocol
+def test_the_teacher_row_is_the_paper_recipe_teacher(monkeypatch):
+    """The students learn from chapter 6's teacher, so the teacher row is its runs."""
     asked = []
     monkeypatch.setattr(claims, "load_available", lambda name, *a, **k: asked.append(name) or [])
-    for number, teacher in ((1, "teacher"), (2, "paper_teacher")):
-        asked.clear()
-        with use_protocol(number):
-            rows = claims.claims_table("unused", "full", test_labels=np.zeros(10),
-                                       train_labels=np.zeros(10))
-        assert asked[:3] == [teacher, "student", "distilled"]
-        assert rows[0]["claim"].startswith("Teacher 2x1200") and rows[0]["ours"] == "missing"
+    rows = claims.claims_table("unused", "full", test_labels=np.zeros(10), train_labels=np.zeros(10))
+    assert asked[:3] == ["paper_teacher", "student", "distilled"]
+    assert rows[0]["claim"].startswith("Teacher 2x1200") and rows[0]["ours"] == "missing"
 
 
-def test_protocol_comparison_sets_each_protocols_numbers_side_by_side(monkeypatch):
-    """Rows keep claims_table's numbers; a count row is "closer" when the later protocol's
-    seed mean lies nearer the paper's value (row 1), "farther" when it lies farther (row 3)."""
-    from kdlib import protocols
-
-    def table(*args, **kwargs):
-        later = protocols.PROTOCOL == 2
-        rows = [claims._count_row("teacher", 67, [76, 74] if later else [108, 110]),
-                claims._count_row("student", 146, [140, 139]),
-                claims._count_row("distilled", 74, [128, 130] if later else [108, 107]),
-                claims.hard_weight_claim([])[0]]
-        return [{**r, "number": i + 1} for i, r in enumerate(rows)]
-    monkeypatch.setattr(claims, "claims_table", table)
-    header, rows, moved = claims.protocol_comparison("unused")
-    assert header == ["#", "Claim", "Paper", "first recipe", "second recipe"]
-    assert [r[0] for r in rows] == [1, 2, 3, 4]
-    assert rows[0][3].startswith("109.0 ± 1.4") and rows[0][4].startswith("75.0 ± 1.4")
-    assert rows[3][3] == "missing; not run"
-    assert moved == {"closer": [1], "farther": [3]}
-    # a filtered table keeps each row's own number
-    shown = claims.claims_markdown([r for r in table() if r["number"] != 2])
+def test_a_filtered_claims_table_keeps_each_rows_own_number():
+    rows = [{**r, "number": i + 1} for i, r in enumerate([
+        claims._count_row("teacher", 67, [76, 74]), claims._count_row("student", 146, [140, 139]),
+        claims._count_row("distilled", 74, [128, 130])])]
+    shown = claims.claims_markdown([r for r in rows if r["number"] != 2])
     assert "| 3 | distilled |" in shown and "| 2 |" not in shown
 
 
@@ -263,14 +190,6 @@ def test_clipped_share_figure_has_a_panel_per_group_and_a_line_per_setting():
                                "2x30": {"T = 1": [0.0, 0.0, 0.0]}}, 5.0)
     assert [len(ax.lines) for ax in fig.axes] == [9, 1]
     assert len({(line.get_color(), line.get_linestyle()) for line in fig.axes[0].lines}) == 9
-
-
-def test_moved_sentence_lists_rows_or_says_none():
-    assert claims.moved_sentence({"closer": [1], "farther": [3, 8, 9]}) == (
-        "Of the 4 count claims measured under both protocols, the paper's teacher brings 1 (row 1) "
-        "closer to the paper's number and moves 3 (rows 3, 8 and 9) farther from it.")
-    assert "brings none closer" in claims.moved_sentence({"closer": [], "farther": [2]})
-    assert claims.moved_sentence({"closer": [], "farther": []}).startswith("No count claim")
 
 
 def test_clipped_share_curves_group_by_width_and_temperature_and_average_seeds():
@@ -287,17 +206,15 @@ def test_clipped_share_curves_group_by_width_and_temperature_and_average_seeds()
     assert np.allclose(got["2x800"]["T = 20"], [0.9, 0.1]) and np.allclose(got["2x30"]["T = 20"], [0.5, 0.0])
 
 
-def test_recipe_table_follows_the_reported_protocol():
+def test_recipe_table_reads_the_recipe():
     from kdlib.results import recipe_table
-    for number, teacher_epochs, hard_weight, clip in ((1, "60", "hard weight 1", False),
-                                                      (2, "1000", "hard weight 3", True)):
-        with use_protocol(number):
-            header, rows = recipe_table()
-        table = {r[0]: r[1:] for r in rows}
-        assert header == ["", "Teacher", "Student", "Distilled student"]
-        assert table["Epochs"][0] == teacher_epochs and table["Targets"][2].endswith(hard_weight)
-        assert ("clipped at 5" in table["Learning rate"][2]) == clip
-        assert table["Dropout"] == ["20% input, 50% hidden", "none", "none"]
+    header, rows = recipe_table()
+    table = {r[0]: r[1:] for r in rows}
+    assert header == ["", "Teacher", "Student", "Distilled student"]
+    assert table["Epochs"] == ["1000", str(RECIPE.label_recipe[1]), str(RECIPE.student_epochs)]
+    assert table["Targets"][2].endswith(f"hard weight {RECIPE.hard_weight:g}")
+    assert "clipped" not in table["Learning rate"][2]
+    assert table["Dropout"] == ["20% input, 50% hidden", "none", "none"]
 
 
 def test_clipping_by_setting_averages_seeds_and_ranks_share_against_errors():
@@ -315,15 +232,13 @@ def test_clipping_by_setting_averages_seeds_and_ranks_share_against_errors():
     assert rows[0]["rho"] == pytest.approx(0.8) and 0 < rows[0]["p"] < 1  # ranks 1,2,3,4 vs 2,1,3,4
 
 
-def test_protocol_choices_state_the_reported_protocols_recipe():
+def test_protocol_choices_state_the_recipe():
     from kdlib.choices import protocol_choices
-    for number, teacher, distilled, clip in ((1, "60 epochs", "distilled 40", "none"),
-                                            (2, "1000 epochs", "distilled 20", "norm 5")):
-        with use_protocol(number):
-            rows = {what: (choice, why) for what, choice, why in protocol_choices()}
-        assert rows["Teacher"][0].startswith(teacher) and distilled in rows["Student budget"][0]
-        assert rows["Gradient clipping"][0].endswith(clip)
-        assert f"hard weight {PROTOCOLS[number].hard_weight:g}," in rows["Distillation loss"][0]
+    rows = {what: (choice, why) for what, choice, why in protocol_choices()}
+    assert rows["Teacher"][0].startswith("1000 epochs")
+    assert rows["Student budget"][0] == f"{RECIPE.student_epochs} epochs for every student"
+    assert rows["Gradient clipping"][0] == "none"
+    assert f"hard weight {RECIPE.hard_weight:g}," in rows["Distillation loss"][0]
 
 
 def test_mean_logit_sd_is_the_seed_mean_of_each_runs_logit_sd(tmp_path):

@@ -132,9 +132,8 @@ from pathlib import Path
 import torch
 import kdlib.experiments as ex
 import kdlib.recipes as rc
-from kdlib.protocols import use_protocol
 data_path, results, out, marker, pause_after = sys.argv[1:6]
-rc.TEACHER = replace(rc.TEACHER, widths=(32,))
+rc.PAPER_TEACHER = replace(rc.PAPER_TEACHER, widths=(32,))
 rc.PROFILES["smoke"] = replace(rc.PROFILES["smoke"], train_size=600, epochs=2)
 d = torch.load(data_path)
 data = ex.MNIST(d["x"], d["y"], d["tx"], d["ty"], "subset")
@@ -148,8 +147,7 @@ if int(pause_after):
             time.sleep(600)
         return res
     ex._save_artifact = pausing_save
-with use_protocol(1):
-    configs = rc.configs_for("temperature", "smoke", [0])
+configs = rc.configs_for("temperature", "smoke", [0])
 runs = ex.run_configs(configs, results_dir=results, data=data, progress=False,
                       log=lambda message: None)
 Path(out).write_text(json.dumps([{"name": r.config["name"], "loaded": r.loaded,
@@ -220,11 +218,11 @@ def test_sweep_killed_between_students_keeps_the_finished_ones(subset, tmp_path)
     # teacher-s0, then the three 2x300 students (one stack), then killed before the 2x30 ones
     killed = child(SWEEP_CHILD, data_path, results, tmp_path / "never.json", marker, 4)
     saved = json.loads(kill_when_paused(killed, marker))
-    assert saved == ["teacher-s0.json", "w300-T1-s0.json", "w300-T4-s0.json", "w300-T20-s0.json"]
+    assert saved == ["paper-teacher-s0.json", "w300-T1-s0.json", "w300-T4-s0.json", "w300-T20-s0.json"]
     before = artifact_files(results)
     assert sorted(Path(p).name for p in before) == sorted(
-        [f"{n}.{s}" for n in ("teacher-s0", "w300-T1-s0", "w300-T4-s0", "w300-T20-s0")
-         for s in ("json", "npz")] + ["teacher-s0.pt"])
+        [f"{n}.{s}" for n in ("paper-teacher-s0", "w300-T1-s0", "w300-T4-s0", "w300-T20-s0")
+         for s in ("json", "npz")] + ["paper-teacher-s0.pt"])
 
     finish(child(SWEEP_CHILD, data_path, results, tmp_path / "b.json", "-", 0))
     finish(straight)
@@ -263,9 +261,7 @@ def assert_same_artifacts(a: Path, b: Path, expect: int) -> None:
 
 @pytest.fixture
 def tiny_smoke(monkeypatch):
-    """The smoke profile shrunk further: 1-layer teachers (both protocols'), N_TRAIN images,
-    2 epochs."""
-    monkeypatch.setattr(rc, "TEACHER", replace(rc.TEACHER, widths=(32,)))
+    """The smoke profile shrunk further: a 1-layer teacher, N_TRAIN images, 2 epochs."""
     monkeypatch.setattr(rc, "PAPER_TEACHER", replace(rc.PAPER_TEACHER, widths=(32,)))
     monkeypatch.setitem(rc.PROFILES, "smoke", replace(rc.PROFILES["smoke"], train_size=N_TRAIN,
                                                       epochs=2))
@@ -301,26 +297,17 @@ def test_reruns_with_the_same_seed_are_bit_identical(subset, tmp_path, tiny_smok
     assert_same_artifacts(tmp_path / "a", tmp_path / "b", expect=13)
 
 
-def test_protocol_2_trains_its_paper_teacher_then_the_student_beside_protocol_1(
-        subset, tmp_path, tiny_smoke, monkeypatch):
-    """Issue 11's switch end to end: a protocol-2 student makes its (paper-recipe) teacher first,
-    distils from it with clipping, and is stored under protocol-2/, leaving protocol 1's alone."""
-    from kdlib import protocols
+def test_a_student_trains_its_paper_teacher_first_and_is_stored_under_its_recipe(
+        subset, tmp_path, tiny_smoke):
+    """A distilled student whose teacher has no artifact makes it first (the paper-recipe
+    teacher of its seed), distils from it, and is stored under protocol-3/; loading it again
+    finds the same artifact."""
     data, _ = subset
-    monkeypatch.setattr(rc, "PAPER_TEACHER", replace(rc.PAPER_TEACHER, widths=(32,)))
-    monkeypatch.setitem(protocols.PROTOCOLS, 2, replace(protocols.PROTOCOLS[2], hard_weight=0.3,
-                                                        student_epochs=40))
     quiet = dict(results_dir=tmp_path, data=data, progress=False, log=lambda message: None)
-    with protocols.use_protocol(1):
-        first = ex.run_configs(rc.configs_for("distilled", "smoke", [0]), **quiet)[0]
-    with protocols.use_protocol(2):
-        cfg = rc.configs_for("distilled", "smoke", [0])[0]
-        second = ex.run_configs([cfg], **quiet)[0]
-    assert second.path == tmp_path / "smoke" / "protocol-2" / "distilled" / "distilled-T20-s0.json"
-    assert first.path == tmp_path / "smoke" / "distilled" / "distilled-T20-s0.json"
+    cfg = rc.configs_for("distilled", "smoke", [0])[0]
+    student = ex.run_configs([cfg], **quiet)[0]
+    assert student.path == tmp_path / "smoke" / "protocol-3" / "distilled" / "distilled-T20-s0.json"
     assert (tmp_path / "smoke" / "paper_teacher" / "paper-teacher-s0.json").exists()
-    assert second.config["protocol"] == 2 and second.config["spec"]["max_grad_norm"] == 5.0
-    assert second.config["member"]["hard_weight"] == 0.3 and first.config["protocol"] == 1
-    with protocols.use_protocol(1):
-        again = ex.load_artifact(rc.configs_for("distilled", "smoke", [0])[0], tmp_path)
-    assert again.path == first.path
+    assert student.config["protocol"] == 3 and student.config["spec"]["max_grad_norm"] is None
+    assert student.config["teacher_seed"] == 0
+    assert ex.load_artifact(cfg, tmp_path).path == student.path

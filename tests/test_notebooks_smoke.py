@@ -17,7 +17,7 @@ STARTED = time.time()  # before any notebook of this session ran
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 NAMES = ["01_derivations", "02_teacher_and_students", "03_temperature_and_capacity",
          "04_omitted_digits", "05_results", "06_paper_teacher", "07_soft_targets_regulariser",
-         "08_ensemble_distillation", "09_specialists"]
+         "08_ensemble_distillation", "09_specialists", "10_history"]
 
 
 def glued(path: Path) -> dict:
@@ -146,8 +146,7 @@ def test_teacher_and_students(executed, mnist):
     from kdlib.stats import mcnemar_exact
     _, g, results = result(executed, "02_teacher_and_students")
     labels = mnist.test_labels.numpy()
-    from kdlib.protocols import protocol
-    experiments = {"teacher": protocol().teacher, "student": "student", "distilled": "distilled"}
+    experiments = {"teacher": "paper_teacher", "student": "student", "distilled": "distilled"}
     runs = {name: runs_of(results, experiment)[0] for name, experiment in experiments.items()}
     wrong = {name: r.logits().argmax(1) != labels for name, r in runs.items()}
     for name, r in runs.items():
@@ -254,20 +253,21 @@ def test_results(executed, mnist):
     assert str(g["total_compute_hours"]).count(".") == 1 and float(g["total_compute_hours"]) >= 0
 
 
-def test_the_longer_60_epoch_teacher(executed):
-    """Chapter 6's history section: a smoke teacher of twice the epochs and its student,
-    against protocol 1's 60-epoch teacher, whatever the book reports."""
-    from kdlib.protocols import use_protocol
-    _, g, results = result(executed, "06_paper_teacher")
-    assert g["budget_epochs"] == 6 and g["budget_seed"] == 0
-    with use_protocol(1):
-        [short_teacher] = runs_of(results, "teacher")
+def test_history(executed):
+    """The history page reads the committed tables and the runs of the earlier recipes (the
+    same in every profile): its numbers are those of the artifacts the tables name."""
+    from kdlib import history
+    _, g, _ = result(executed, "10_history")
+    rows = history.superseded_runs()
+    assert g["superseded_runs"] == len(rows) > 300
+    [short_teacher] = history.runs("first recipe", "teacher", ["teacher-s0"])
+    long_teacher, long_student = history.runs("first recipe", "teacher_budget")
+    assert g["budget_epochs"] == long_teacher.config["spec"]["epochs"] == 180
     assert g["budget_short_teacher_errors"] == short_teacher.test_errors
-    budget_teacher, budget_student = sorted(runs_of(results, "teacher_budget"),
-                                            key=lambda r: r.config["teacher_seed"] is not None)
-    assert g["budget_teacher_errors"] == budget_teacher.test_errors
-    assert g["budget_distilled_errors"] == budget_student.test_errors
-    assert g["budget_teacher_train_errors"] == budget_student.metrics["teacher_transfer_errors"]
+    assert g["budget_teacher_errors"] == long_teacher.test_errors
+    assert g["budget_distilled_errors"] == long_student.test_errors
+    assert g["history_replicated"].startswith("first recipe: ")
+    assert "rho = " in g["clipping_rho"] and "fig_clipped_share" in g
 
 
 def test_paper_teacher(executed):

@@ -56,7 +56,9 @@ SHOTS = {"intro": "book/intro.html", "chapter": "notebooks/02_teacher_and_studen
          "soft_targets": "notebooks/07_soft_targets_regulariser.html",
          "ensemble": "notebooks/08_ensemble_distillation.html",
          "specialists": "notebooks/09_specialists.html", "provenance": "book/provenance.html",
-         "reproduce": "book/reproduce.html"}
+         "reproduce": "book/reproduce.html", "history": "notebooks/10_history.html",
+         "derivations": "notebooks/01_derivations.html",
+         "omitted": "notebooks/04_omitted_digits.html"}
 #: The one repository URL setting; empty while the project has no public repository.
 REPOSITORY_URL = str(((yaml.safe_load((REPO / "_config.yml").read_text()) or {})
                       .get("repository") or {}).get("url") or "").strip().rstrip("/")
