@@ -31,7 +31,7 @@ from kdlib.data import load_mnist  # noqa: E402
 from kdlib.models import MLP  # noqa: E402
 from kdlib.provenance import provenance  # noqa: E402
 from kdlib.spec import Member, TrainSpec  # noqa: E402
-from kdlib.step import Step  # noqa: E402
+from kdlib.step import Step, sgd_max_norm_update  # noqa: E402
 from kdlib.train import predict_logits, train  # noqa: E402
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
@@ -96,11 +96,12 @@ def floor_seconds(widths, k, batch, precision, steps) -> dict:
             calls.append(lambda d=d, w=w: torch.bmm(d, w.transpose(1, 2)))
     gemm = sum(_best(c) for c in calls)
     model = MLP(widths, num_models=k, seeds=range(k))
-    step = Step(model, precision, compile=True)
+    step = Step(model, precision)
     grads = [torch.rand_like(p).to(dtype if p.dim() == 3 and p.shape[1] > 1 else torch.float32)
              for p in step.params]
-    args = step._update_args(grads, torch.device("cpu"))
-    update = _best(lambda: step.update(*args))
+    params, *state = step._update_state(torch.device("cpu"))
+    compiled_update = torch.compile(sgd_max_norm_update, dynamic=False)
+    update = _best(lambda: compiled_update(params, grads, *state))
     return {"gemm_s": gemm * steps, "update_s": update * steps, "floor_s": (gemm + update) * steps}
 
 
