@@ -175,12 +175,11 @@ class Step:
     (momentum; ``lr`` and ``momentum`` are set by the training loop) or "adam"; its state
     (``velocity``, and Adam's ``second_moment`` and ``updates``) is checkpointed.
     ``max_grad_norm``: each member's whole gradient is clipped to this L2 norm before the
-    update (``clipped_share`` says how often it acted). ``compile=True`` runs the step through
-    ``torch.compile``: for a net without dropout or clipping (every student) the whole step,
-    forward, loss, backward and update, as one graph whose element-wise work (bias, ReLU, casts,
-    softmax, the update) fuses around the GEMMs; otherwise the update alone (one fused loop
-    instead of about ten passes over the weights). Compiling takes seconds to minutes, so it
-    pays only for long runs; if it fails (before anything is written) the step runs uncompiled.
+    update (``clipped_share`` says how often it acted). ``compile=True`` runs the update
+    through ``torch.compile`` (one fused loop instead of about ten passes over the weights;
+    the compilation takes seconds to minutes, so it pays only for long runs); it falls back to
+    the same update uncompiled if that fails. (Compiling the whole step, GEMMs included, was
+    measured slower on this project's CPU: benchmarks/README.md.)
     """
 
     def __init__(self, model, precision: str = "float32", *, optimizer: str = "sgd",
@@ -204,18 +203,10 @@ class Step:
                               for p in self.params]
         self._clipped, self._clip_counted = 0, 0
         self.update = sgd_max_norm_update if optimizer == "sgd" else adam_update
-        self._train_batch = self._step
-        self.compiled, self.compiled_whole_step = False, False
+        self.compiled = False
         if compile:  # one compilation per set of shapes; more than dynamo's default 8 per process
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-            self.compiled = True
-            if model.input_dropout == 0 and model.hidden_dropout == 0 and max_grad_norm is None:
-                # no random masks and no clip counters: the step is one graph (fullgraph: a
-                # failure is raised while tracing, before the step changes anything)
-                self._train_batch = torch.compile(self._step, dynamic=False, fullgraph=True)
-                self.compiled_whole_step = True
-            else:
-                self.update = torch.compile(self.update, dynamic=False)
+            self.update, self.compiled = torch.compile(self.update, dynamic=False), True
 
     def _weight(self, i: int) -> torch.Tensor:
         low = self.low_precision[i]
@@ -298,27 +289,29 @@ class Step:
         loss, grad_logits = distillation_loss_and_grad(logits, teacher_logits, labels, temperature,
                                                        soft_weight, hard_weight)
         grads = self.backward(grad_logits, saved)
-        self.update(state[0], grads, *state[1:])
+        self._apply_update(grads, state)
         return loss
 
     @torch.no_grad()
     def __call__(self, x, teacher_logits, labels, temperature, soft_weight, hard_weight,
                  generators) -> torch.Tensor:
         self.updates += 1
-        args = (x, teacher_logits, labels, temperature, soft_weight, hard_weight, generators,
-                self._update_state(x.device))
+        return self._step(x, teacher_logits, labels, temperature, soft_weight, hard_weight,
+                          generators, self._update_state(x.device))
+
+    def _apply_update(self, grads, state) -> None:
+        """The update; if its compilation fails (before anything is written), run it eagerly."""
         try:
-            return self._train_batch(*args)
+            self.update(state[0], grads, *state[1:])
         except Exception as e:
             if not self.compiled:
                 raise
-            warnings.warn(f"kdlib: torch.compile of the step failed ({type(e).__name__}: "
+            warnings.warn(f"kdlib: torch.compile of the update failed ({type(e).__name__}: "
                           f"{str(e).splitlines()[0][:200]}); running it uncompiled",
-                          RuntimeWarning, stacklevel=2)
+                          RuntimeWarning, stacklevel=3)
             self.update = sgd_max_norm_update if self.optimizer == "sgd" else adam_update
-            self._train_batch = self._step
-            self.compiled = self.compiled_whole_step = False
-            return self._step(*args)
+            self.compiled = False
+            self.update(state[0], grads, *state[1:])
 
     @torch.no_grad()
     def apply_max_norm(self) -> None:
