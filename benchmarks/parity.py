@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, inst
 
 from kdlib.data import load_mnist  # noqa: E402
 from kdlib.experiments import run_configs  # noqa: E402
-from kdlib.recipes import Optimiser, configs_for  # noqa: E402
+from kdlib.catalogue import configs_for  # noqa: E402
+from kdlib.recipes import Optimiser  # noqa: E402
 from kdlib.search import search_config  # noqa: E402
 from kdlib.spec import Member  # noqa: E402
 from kdlib.stats import mcnemar_exact, mean_sd  # noqa: E402

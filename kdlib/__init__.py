@@ -7,13 +7,13 @@ in a Neural Network, on MNIST. Its modules, along the data flow:
   logit matching (Section 2, equations 1-4)
 * step, checks, train, evaluate: one update written out, divergence and collapse checks, the
   training loop, error counts
-* protocols, recipes, search: the student recipe, every experiment's run configs (Section 3
-  and chapters 7-9), the staged search that chose the recipe on the validation split
+* protocols, recipes, catalogue, search: the student recipe, every experiment's run configs
+  (Section 3 and chapters 7-9), the staged search that chose the recipe on the validation split
 * experiments, io, provenance, progress: artifacts (atomic, resumable, with provenance)
 * results, history: loading the runs the book reports, and the earlier recipes' runs
 * stats, verdicts, claims, bias_shift, choices, beyond, beyond_run, beyond_claims, ensembles,
   specialists, subsets: the numbers and verdicts of each claim (Sections 3-6)
-* plots, report: figures, and the README's and entry page's tables
+* plots, tables, report: figures, tables, and the README's and entry page's tables
 """
 
 __version__ = "0.1.0"
@@ -23,7 +23,6 @@ __version__ = "0.1.0"
 ARTIFACT_VERSION = 2
 
 from .losses import distillation_loss, logit_matching_loss, softmax_with_temperature  # noqa: E402
-from . import recipes  # noqa: E402,F401  (registers the studies of kdlib.beyond in EXPERIMENTS)
 
 __all__ = ["distillation_loss", "logit_matching_loss", "softmax_with_temperature",
            "__version__", "ARTIFACT_VERSION"]

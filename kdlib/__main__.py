@@ -9,7 +9,8 @@ import sys
 from .beyond import CONFIGS as STUDIES
 from .beyond_run import run_study
 from .experiments import run_experiment
-from .recipes import DEFAULT_SEEDS, EXPERIMENTS, PROFILES
+from .catalogue import EXPERIMENTS
+from .recipes import DEFAULT_SEEDS, PROFILES
 
 
 class _Parser(argparse.ArgumentParser):

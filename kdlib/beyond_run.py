@@ -22,7 +22,8 @@ from .io import ArtifactError, exclusive_lock
 from .provenance import check_clean_tree
 from .specialists import dustbin_correction, dustbin_labels, enriched_indices, specialist_from_generalist
 from .subsets import stratified_subset
-from .recipes import DEFAULT_SEEDS, RunConfig, configs_for
+from .catalogue import configs_for
+from .recipes import DEFAULT_SEEDS, RunConfig
 from .train import resolve_device, train
 
 

@@ -24,7 +24,8 @@ from .io import (ArtifactError, check_writable, exclusive_lock, read_json, read_
                  write_npz, write_torch)
 from .models import MLP
 from .provenance import check_clean_tree, provenance
-from .recipes import DEFAULT_SEEDS, RunConfig, configs_for, teacher_config_of
+from .catalogue import configs_for
+from .recipes import DEFAULT_SEEDS, RunConfig, teacher_config_of
 from . import ARTIFACT_VERSION
 from .spec import fingerprint
 from .train import predict_logits, resolve_device, train

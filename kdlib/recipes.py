@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
-import numpy as np
 
 from . import ARTIFACT_VERSION
 from .protocols import LOW_HARD_WEIGHT, protocol
@@ -285,7 +284,8 @@ def omitted_low_hard_weight_configs(profile, seeds, validation=False):
             for kind, transfer in (("omit3", "drop:3"), ("only78", "keep:7,8")) for s in seeds]
 
 
-EXPERIMENTS: dict[str, Callable] = {
+#: The experiments of Section 3 by name (``kdlib.catalogue`` adds the studies of chapters 7-9).
+SECTION_3: dict[str, Callable] = {
     "student": student_configs,
     "distilled": distilled_configs,
     "temperature": temperature_configs,
@@ -301,21 +301,10 @@ EXPERIMENTS: dict[str, Callable] = {
 }
 
 
-def configs_for(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS,
-                validation: bool = False) -> list[RunConfig]:
-    if experiment not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
-    seeds = list(seeds)
-    if not seeds or any(not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
-        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
-    budget(profile)
-    return EXPERIMENTS[experiment](profile, [int(s) for s in seeds], validation)
-
-
 def paper_teacher_runs(profile: str = "full", seeds=DEFAULT_SEEDS) -> list[RunConfig]:
     """Chapter 6's runs: each seed's paper-recipe teacher, then the first seed's on the validation split."""
-    return (configs_for("paper_teacher", profile, seeds)
-            + configs_for("paper_teacher", profile, list(seeds)[:1], validation=True))
+    return (paper_teacher_configs(profile, list(seeds))
+            + paper_teacher_configs(profile, list(seeds)[:1], validation=True))
 
 
 def teacher_config_of(cfg: RunConfig) -> RunConfig:
@@ -352,8 +341,3 @@ def paper_teacher_recipe() -> list[tuple[str, str, str, str]]:
         ("Arithmetic", "float32 (GPU)", f"{t.precision} matrix products, float32 weights",
          "speed on CPUs with AVX-512 BF16 (benchmarks/README.md)"),
     ]
-
-
-# Issue 15's studies (Sections 4-6), whose configs kdlib.beyond builds from this module's.
-from .beyond import CONFIGS as _STUDIES  # noqa: E402
-EXPERIMENTS.update(_STUDIES)

@@ -17,7 +17,9 @@ import numpy as np
 
 from . import protocols
 from .experiments import FailedRun, RunResult, artifact_path, load_artifact, load_failure, run_configs
-from .recipes import DEFAULT_SEEDS, EXPERIMENTS, PAPER_TEACHER, configs_for
+from .catalogue import EXPERIMENTS, configs_for
+from .tables import html_table, markdown_table  # noqa: F401 (the chapters call results.markdown_table)
+from .recipes import DEFAULT_SEEDS, PAPER_TEACHER
 from .io import ArtifactError
 from .models import parameter_count
 from .verdicts import ALPHA
@@ -156,21 +158,6 @@ def provenance_box(runs_by_name: dict):
     lines = "\n".join(f"- {name}: {provenance_line(runs)}" for name, runs in runs_by_name.items())
     return Markdown(f"<details><summary>Which runs these are (provenance)</summary>\n\n{lines}\n\n"
                     "</details>")
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def html_table(header: list[str], rows: list[list]) -> str:
-    """The same table as HTML, for a table glued into another page (MyST-NB pastes only
-    text/plain, HTML and images across documents, not Markdown)."""
-    from html import escape
-    head = "".join(f"<th class=\"head\">{escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return (f'<table class="table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
 
 
 def dropout_text(spec) -> str:

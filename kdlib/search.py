@@ -320,7 +320,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.stage == "table":
-        from .results import markdown_table
+        from .tables import markdown_table
         rows = search_table(args.results_dir, args.profile)
         print(markdown_table(*search_markdown_rows(rows)))
         for stage in (1, 2, 3):

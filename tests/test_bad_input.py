@@ -24,6 +24,7 @@ import torch
 
 from kdlib import distillation_loss, softmax_with_temperature
 from kdlib import experiments as ex
+from kdlib import catalogue
 from kdlib import recipes as rc
 from kdlib.data import FILES, MNIST, DataError, load_mnist, verify_folder
 from kdlib.io import ArtifactError, check_writable
@@ -192,17 +193,17 @@ def test_unwritable_data_cache(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- parameters (API)
 def test_unknown_experiment_and_profile():
     with pytest.raises(ValueError, match="unknown experiment 'bogus'; choose one of student"):
-        rc.configs_for("bogus", "smoke")
+        catalogue.configs_for("bogus", "smoke")
     with pytest.raises(ValueError, match="unknown experiment 'bogus'"):
         ex.run_experiment("bogus", "smoke")
     with pytest.raises(ValueError, match="unknown profile 'huge'; choose one of smoke, full"):
-        rc.configs_for("paper_teacher", "huge")
+        catalogue.configs_for("paper_teacher", "huge")
 
 
 @pytest.mark.parametrize("seeds", [[], [-1], [0, "1"], [1.5]])
 def test_bad_seeds(seeds):
     with pytest.raises(ValueError, match="seeds must be a non-empty list of integers >= 0"):
-        rc.configs_for("student", "smoke", seeds)
+        catalogue.configs_for("student", "smoke", seeds)
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
@@ -353,8 +354,8 @@ def synthetic_mnist(n_train: int = 300, n_test: int = 100) -> MNIST:
     return MNIST(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:], "synthetic")
 
 
-CONFIGS = [tiny(rc.configs_for("paper_teacher", "smoke", [0])[0]),
-           tiny(rc.configs_for("student", "smoke", [0])[0])]
+CONFIGS = [tiny(catalogue.configs_for("paper_teacher", "smoke", [0])[0]),
+           tiny(catalogue.configs_for("student", "smoke", [0])[0])]
 
 
 @pytest.fixture(scope="module")

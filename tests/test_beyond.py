@@ -6,7 +6,7 @@ import pytest
 
 from kdlib import beyond as bd
 from kdlib.protocols import protocol
-from kdlib.recipes import EXPERIMENTS, configs_for
+from kdlib.catalogue import EXPERIMENTS, configs_for
 
 
 def test_registered_and_sized():

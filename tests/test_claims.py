@@ -13,7 +13,7 @@ from kdlib.claims import best_temperature, gap_recovered
 from kdlib.evaluate import contrasting_examples
 from kdlib.experiments import RunResult, artifact_path, load_artifact
 from kdlib.protocols import RECIPE
-from kdlib.recipes import EXPERIMENTS, configs_for
+from kdlib.catalogue import EXPERIMENTS, configs_for
 from kdlib.results import default_results_dir, markdown_table
 
 

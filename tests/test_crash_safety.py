@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from kdlib import experiments as ex
+from kdlib import catalogue
 from kdlib import recipes as rc
 from kdlib import io as kio
 from kdlib.data import MNIST, to_float
@@ -131,6 +132,7 @@ from dataclasses import replace
 from pathlib import Path
 import torch
 import kdlib.experiments as ex
+import kdlib.catalogue as catalogue
 import kdlib.recipes as rc
 data_path, results, out, marker, pause_after = sys.argv[1:6]
 rc.PAPER_TEACHER = replace(rc.PAPER_TEACHER, widths=(32,))
@@ -147,7 +149,7 @@ if int(pause_after):
             time.sleep(600)
         return res
     ex._save_artifact = pausing_save
-configs = rc.configs_for("temperature", "smoke", [0])
+configs = catalogue.configs_for("temperature", "smoke", [0])
 runs = ex.run_configs(configs, results_dir=results, data=data, progress=False,
                       log=lambda message: None)
 Path(out).write_text(json.dumps([{"name": r.config["name"], "loaded": r.loaded,
@@ -269,7 +271,7 @@ def tiny_smoke(monkeypatch):
 
 def test_finished_members_of_a_stack_are_not_retrained(subset, tmp_path, tiny_smoke):
     data, _ = subset
-    configs = [c for c in rc.configs_for("temperature", "smoke", [0]) if c.spec.widths == (30, 30)]
+    configs = [c for c in catalogue.configs_for("temperature", "smoke", [0]) if c.spec.widths == (30, 30)]
     first = ex.run_configs(configs, results_dir=tmp_path, data=data, progress=False,
                            log=lambda message: None)
     first[1].path.unlink()  # T=4 lost its JSON, the mark of a complete artifact
@@ -285,8 +287,8 @@ def test_finished_members_of_a_stack_are_not_retrained(subset, tmp_path, tiny_sm
 
 def test_reruns_with_the_same_seed_are_bit_identical(subset, tmp_path, tiny_smoke):
     data, _ = subset
-    configs = [c for c in rc.configs_for("temperature", "smoke", [0]) if c.spec.widths == (30, 30)]
-    configs += rc.configs_for("hard_weight", "smoke", [0])
+    configs = [c for c in catalogue.configs_for("temperature", "smoke", [0]) if c.spec.widths == (30, 30)]
+    configs += catalogue.configs_for("hard_weight", "smoke", [0])
     configs = [replace(c, spec=replace(c.spec, widths=(40, 40))) if c.experiment == "hard_weight"
                else c for c in configs]
     for results in (tmp_path / "a", tmp_path / "b"):
@@ -304,7 +306,7 @@ def test_a_student_trains_its_paper_teacher_first_and_is_stored_under_its_recipe
     finds the same artifact."""
     data, _ = subset
     quiet = dict(results_dir=tmp_path, data=data, progress=False, log=lambda message: None)
-    cfg = rc.configs_for("distilled", "smoke", [0])[0]
+    cfg = catalogue.configs_for("distilled", "smoke", [0])[0]
     student = ex.run_configs([cfg], **quiet)[0]
     assert student.path == tmp_path / "smoke" / "protocol-3" / "distilled" / "distilled-T20-s0.json"
     assert (tmp_path / "smoke" / "paper_teacher" / "paper-teacher-s0.json").exists()

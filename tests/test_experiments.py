@@ -6,8 +6,8 @@ import pytest
 
 from kdlib.io import ArtifactError
 from kdlib.protocols import LOW_HARD_WEIGHT, RECIPE
-from kdlib.recipes import (DEFAULT_SEEDS, EXPERIMENTS, PAPER_TEACHER, TEMPERATURES, configs_for,
-                           teacher_config_of)
+from kdlib.catalogue import EXPERIMENTS, configs_for
+from kdlib.recipes import DEFAULT_SEEDS, PAPER_TEACHER, TEMPERATURES, teacher_config_of
 
 
 def test_every_student_distils_from_the_paper_teacher_of_its_own_seed():

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import kdlib.step as kstep
+from kdlib import catalogue
 from kdlib import recipes as rc
 from kdlib.io import read_torch
 from kdlib.checks import RECOMMENDED_MAX_GRAD_NORM, TrainingCollapsed, collapse_report
@@ -178,7 +179,7 @@ def test_clip_grad_norm_is_per_member_over_the_whole_step():
 
 def test_clipping_is_part_of_a_runs_identity():
     """max_grad_norm is in every config, so a clipped run never loads an unclipped artifact."""
-    cfg = rc.configs_for("distilled", "full", [0])[0]
+    cfg = catalogue.configs_for("distilled", "full", [0])[0]
     assert cfg.to_dict()["spec"]["max_grad_norm"] is None
     clipped = replace(cfg, spec=replace(cfg.spec, max_grad_norm=5.0))
     assert clipped.to_dict()["spec"]["max_grad_norm"] == 5.0 and clipped.hash != cfg.hash

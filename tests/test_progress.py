@@ -48,7 +48,7 @@ def test_run_progress_reads_checkpoints_and_skips_runs_not_started(tmp_path):
     from kdlib import experiments
     from kdlib.io import write_torch
     from kdlib.progress import run_progress
-    from kdlib.recipes import configs_for
+    from kdlib.catalogue import configs_for
     cfgs = configs_for("paper_teacher", "full", [0, 1])
     path = experiments.checkpoint_path([cfgs[0]], tmp_path)
     history = {"train_loss": [[0.5], [0.4]], "test_errors": [[300], [280]]}

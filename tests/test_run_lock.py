@@ -13,6 +13,7 @@ import torch
 
 import kdlib.experiments as ex
 import kdlib.provenance as prov
+import kdlib.catalogue as catalogue
 import kdlib.recipes as rc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,13 +27,14 @@ from dataclasses import replace
 from pathlib import Path
 import torch
 import kdlib.experiments as ex
+import kdlib.catalogue as catalogue
 import kdlib.recipes as rc
 results, marker, hold, logfile = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 g = torch.Generator().manual_seed(0)
 x = torch.randint(0, 256, (400, 28, 28), dtype=torch.uint8, generator=g)
 y = torch.randint(0, 10, (400,), generator=g)
 data = ex.MNIST(x[:300], y[:300], x[300:], y[300:], "synthetic")
-cfg = rc.configs_for("student", "smoke", [0])[0]
+cfg = catalogue.configs_for("student", "smoke", [0])[0]
 cfg = replace(cfg, spec=replace(cfg.spec, widths=(16,), epochs=1, checkpoint_every=1,
                                warmup_epochs=0), train_size=300)
 real, trained = ex._train_group, []
@@ -128,7 +130,7 @@ def test_a_killed_holder_does_not_block_the_next_process(tmp_path):
 
 # ----------------------------------------------------------------------------- provenance
 def tiny_full_config() -> rc.RunConfig:
-    cfg = rc.configs_for("student", "full", [0])[0]
+    cfg = catalogue.configs_for("student", "full", [0])[0]
     return replace(cfg, spec=replace(cfg.spec, widths=(8,), epochs=1, checkpoint_every=1, warmup_epochs=0),
                    train_size=200)
 

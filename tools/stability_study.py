@@ -33,7 +33,7 @@ from kdlib.checks import TrainingCollapsed, TrainingDiverged
 from kdlib.experiments import load_teacher
 from kdlib.io import read_json, write_json
 from kdlib.provenance import provenance
-from kdlib.recipes import configs_for
+from kdlib.catalogue import configs_for
 from kdlib.train import predict_logits, train
 
 #: A clip this large never rescales (scale = min(1, c / norm) = 1 exactly): it measures the
