@@ -1,7 +1,8 @@
 """kdlib: a small, fast library for Hinton, Vinyals & Dean (2015), Distilling the Knowledge
 in a Neural Network, on MNIST. Its modules, along the data flow:
 
-* data: MNIST as tensors on the device, transfer sets, batched jitter (Section 3)
+* data, transfer: MNIST as tensors on the device, the transfer set as a typed value, batched
+  jitter (Section 3)
 * models, spec: the MLPs and a run's training recipe (``TrainSpec``, ``Member``)
 * losses, derivations: softmax with a temperature, the distillation loss and its gradient,
   logit matching (Section 2, equations 1-4)

@@ -29,6 +29,7 @@ from .recipes import (DISTILL_TEMPERATURE, STUDENT, RunConfig, budget, distill_m
 from .spec import Member, TrainSpec
 from .specialists import combine_specialists, confusable_groups
 from .train import predict_logits
+from .transfer import TransferSet
 
 # ----------------------------------------------------------------------------- choices
 #: The soft-targets study records test errors after every epoch on this class-stratified
@@ -118,7 +119,7 @@ def soft_target_configs(profile, seeds, validation=False) -> list[StudyConfig]:
     out = []
     for f in fractions(profile):
         spec = scaled_spec(distill_spec(), profile, 1 / f)
-        common = dict(spec=spec, transfer=f"subset:{f:g}", protocol=protocol().number,
+        common = dict(spec=spec, transfer=str(TransferSet("subset", fraction=f)), protocol=protocol().number,
                       **_data(profile, validation))
         for s in seeds:
             out.append(StudyConfig("soft_targets", f"f{100 * f:g}-hard-s{s}", member=Member(seed=s),
@@ -130,7 +131,7 @@ def soft_target_configs(profile, seeds, validation=False) -> list[StudyConfig]:
 
 def subset_fraction(transfer: str) -> float | None:
     """The fraction f of a "subset:f" transfer set (the soft-targets study), else None."""
-    return float(transfer.split(":")[1]) if transfer.startswith("subset:") else None
+    return TransferSet.parse(transfer).fraction
 
 
 def curve_every(cfg: RunConfig) -> int:
@@ -175,7 +176,8 @@ def specialist_configs(profile, seeds, validation=False) -> list[RunConfig]:
     spec = replace(spec, epochs=study_budget(profile).specialist_epochs or spec.epochs)
     return generalists + [
         StudyConfig("specialists", f"spec-k{k}g{j}-s{s}", spec=spec, member=Member(seed=s),
-                    transfer=f"specialist:k{k}g{j}", sources=(ref(g),), **_data(profile, validation))
+                    transfer=str(TransferSet("specialist", clusters=k, group=j)), sources=(ref(g),),
+                    **_data(profile, validation))
         for s, g in zip(seeds, generalists) for k in cluster_ks(profile) for j in range(k)]
 
 

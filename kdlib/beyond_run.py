@@ -21,6 +21,7 @@ from .ensembles import ensemble_teacher_logits
 from .io import ArtifactError, exclusive_lock
 from .provenance import check_clean_tree
 from .specialists import dustbin_correction, dustbin_labels, enriched_indices, specialist_from_generalist
+from .transfer import TransferSet
 from .subsets import stratified_subset
 from .catalogue import configs_for
 from .recipes import DEFAULT_SEEDS, RunConfig
@@ -170,7 +171,8 @@ def _train_specialists(pending, data, **opts):
 
 def _one_specialist(rest, generalist, tr_x, tr_y, te_x, te_y, **opts):
     [cfg] = rest
-    k, j = (int(v) for v in cfg.transfer.removeprefix("specialist:k").split("g"))
+    t = TransferSet.parse(cfg.transfer)
+    k, j = t.clusters, t.group
     groups = bd.seed_groups(bd.stacked_logits(generalist, tr_x)[0], [k], cfg.member.seed)[k]
     if j >= len(groups):
         raise RuntimeError(f"{cfg.name}: K-means gave {len(groups)} non-empty groups for k = {k}")

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .io import ArtifactError, atomic_write_bytes
+from .transfer import TransferSet
 
 #: SHA-256 of the four *uncompressed* official MNIST files (LeCun, Cortes & Burges).
 OFFICIAL_SHA256 = {
@@ -204,17 +205,16 @@ def class_mask(labels: torch.Tensor, classes) -> torch.Tensor:
 
 
 def transfer_mask(labels: torch.Tensor, transfer: str) -> torch.Tensor:
-    """Which training examples form the transfer set: "all", "drop:3" (Section 3: 'omitting
-    all examples of 3') or "keep:7,8" ('only 7s and 8s')."""
-    kind, _, classes = transfer.partition(":")
-    if kind == "all":
+    """Which training examples form the transfer set (``kdlib.transfer``): "all", "drop:3"
+    (Section 3: 'omitting all examples of 3') or "keep:7,8" ('only 7s and 8s')."""
+    t = TransferSet.parse(transfer)
+    if t.kind == "all":
         return torch.ones_like(labels, dtype=torch.bool)
-    digits = [int(c) for c in classes.split(",") if c]
-    if kind == "drop":
-        return ~class_mask(labels, digits)
-    if kind == "keep":
-        return class_mask(labels, digits)
-    raise ValueError(f"unknown transfer set {transfer!r}; use 'all', 'drop:D,..' or 'keep:D,..'")
+    if t.kind == "drop":
+        return ~class_mask(labels, t.classes)
+    if t.kind == "keep":
+        return class_mask(labels, t.classes)
+    raise ValueError(f"transfer set {transfer!r} is not a mask of classes; its study selects it")
 
 
 # ----------------------------------------------------------------------------- jitter

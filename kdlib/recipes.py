@@ -15,6 +15,7 @@ from typing import Callable
 from . import ARTIFACT_VERSION
 from .protocols import LOW_HARD_WEIGHT, protocol
 from .spec import Member, TrainSpec, fingerprint
+from .transfer import TransferSet
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
 SWEEP_WIDTHS = (800, 300, 30)
@@ -132,7 +133,7 @@ class RunConfig:
     profile: str
     spec: TrainSpec
     member: Member
-    transfer: str = "all"          # "all", "drop:3", "keep:7,8"
+    transfer: str = "all"          # kdlib.transfer: "all", "drop:3", "keep:7,8", ...
     teacher_seed: int | None = None
     train_size: int | None = None  # None: all 60,000
     validation: bool = False       # train on the first 50,000, test on the last 10,000
@@ -142,6 +143,9 @@ class RunConfig:
     #: the student recipe a student was trained by (``kdlib.protocols``: 3; runs of the recipes
     #: it replaced carry 1 or 2); 1 for the teachers, which no student recipe shapes
     protocol: int = 1
+
+    def __post_init__(self):
+        TransferSet.parse(self.transfer)  # a bad transfer set is named when the run is made
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -42,12 +42,25 @@ def test_transfer_sets(mnist):
     keep = transfer_mask(y, "keep:7,8")
     assert set(y[keep].unique().tolist()) == {7, 8} and int(keep.sum()) == 6265 + 5851
     assert torch.equal(keep, class_mask(y, [7, 8])) and bool(transfer_mask(y, "all").all())
-    with pytest.raises(ValueError, match="digits 0..9"):
-        transfer_mask(y, "drop:10")
-    with pytest.raises(ValueError, match="non-empty"):
-        transfer_mask(y, "keep:")
-    with pytest.raises(ValueError, match="unknown transfer set"):
-        transfer_mask(y, "only:3")
+    for bad in ("drop:10", "keep:", "only:3", "subset:0", "subset:1.5", "specialist:3", "all:1"):
+        with pytest.raises(ValueError, match=f"unknown transfer set '{bad}'.*digits 0-9"):
+            transfer_mask(y, bad)
+    with pytest.raises(ValueError, match="not a mask of classes"):
+        transfer_mask(y, "subset:0.03")
+
+
+def test_transfer_set_text_round_trips_and_bad_text_is_refused_when_a_run_is_made():
+    from dataclasses import replace
+
+    from kdlib.catalogue import configs_for
+    from kdlib.transfer import TransferSet
+    for text in ("all", "drop:3", "keep:7,8", "subset:0.03", "specialist:k3g1"):
+        assert str(TransferSet.parse(text)) == text
+    assert TransferSet.parse("keep:7,8").classes == (7, 8)
+    assert TransferSet.parse("specialist:k3g1") == TransferSet("specialist", clusters=3, group=1)
+    cfg = configs_for("omit3", "smoke", [0])[0]
+    with pytest.raises(ValueError, match="unknown transfer set 'drop:3,x'"):
+        replace(cfg, transfer="drop:3,x")
 
 
 def test_jitter_shifts_stay_within_two_pixels_and_keep_interior_mass(mnist):
