@@ -337,7 +337,7 @@ def _train_group(group: list[RunConfig], data: MNIST, device, results_dir, progr
                  "resumed_from_epoch": result.resumed_from_epoch,
                  "compute_dtype": result.compute_dtype, "compiled_update": result.compiled_update}
         if teacher_logits is not None:
-            extra["teacher_transfer_errors"] = int((teacher_logits.argmax(-1) != tr_y).sum())
+            extra["teacher_transfer_errors"] = int(count_errors(teacher_logits, tr_y))
         res = _save_artifact(cfg, results_dir, logits[k], te_y, history,
                              result.wall_time / len(group), device, weights, extra,
                              None if train_logits is None else train_logits[k])
