@@ -4,6 +4,11 @@ Each experiment of Hinton, Vinyals & Dean (2015), Section 3 (teacher, students, 
 temperature and hard-weight sweeps, the omitted-digit transfer sets) is a set of runs whose
 artifacts live under ``results/``. The notebooks load them here (training only what is
 missing), and every table says which profile, seeds, code and machine produced its runs.
+
+Loading, by level: an experiment's runs with ``load_or_run`` (trains what is missing),
+``load_available`` (never trains) and ``load_failures`` (runs that diverged or collapsed); a
+list of configs with ``load_existing``; one config's artifact with
+``kdlib.experiments.load_artifact``; a run of an earlier recipe with ``kdlib.history.load``.
 """
 from __future__ import annotations
 
