@@ -6,7 +6,7 @@ One process, one run (``make bench``; ``--quick`` for a short version):
    ``in x out`` of the teacher (784-1200-1200-10) and the student (784-800-800-10) and batch B,
    the forward ``h @ W + b``, the weight gradient ``h^T @ g`` and the input gradient ``g @ W^T``,
    in float32 and (where the hardware has native bfloat16 GEMMs) in bfloat16;
-2. kdlib.train.train for the teacher recipe (2x1200, dropout .2/.5, max-norm, 2 px jitter), the
+2. kdlib.core.train.train for the teacher recipe (2x1200, dropout .2/.5, max-norm, 2 px jitter), the
    2x800 student and the distilled 2x800 student (T = 20, cached teacher logits) on real MNIST,
    one epoch of a subset after a warm-up, at batch 128 and 512, in each ``--precision``
    (default both: float32, and bfloat16 GEMMs with float32 master weights; the update is not
@@ -43,15 +43,15 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
 
-from kdlib.data import cache_dir, load_mnist, verify_folder  # noqa: E402
-from kdlib.recipes import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,  # noqa: E402
+from kdlib.core.data import cache_dir, load_mnist, verify_folder  # noqa: E402
+from kdlib.runs.recipes import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,  # noqa: E402
                            SWEEP_WIDTHS, TEACHER)
-from kdlib.io import write_json  # noqa: E402
-from kdlib.models import INPUT_SIZE, parameter_count  # noqa: E402
-from kdlib.provenance import provenance  # noqa: E402
-from kdlib.step import PRECISIONS, compute_dtype  # noqa: E402
-from kdlib.spec import Member  # noqa: E402
-from kdlib.train import predict_logits, resolve_device, train  # noqa: E402
+from kdlib.core.io import write_json  # noqa: E402
+from kdlib.core.models import INPUT_SIZE, parameter_count  # noqa: E402
+from kdlib.runs.provenance import provenance  # noqa: E402
+from kdlib.core.step import PRECISIONS, compute_dtype  # noqa: E402
+from kdlib.core.spec import Member  # noqa: E402
+from kdlib.core.train import predict_logits, resolve_device, train  # noqa: E402
 
 BATCH_SIZES = (128, 512)
 SWEEP_TEMPERATURES = (1.0, 2.0, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)  # K = 8 members
@@ -253,7 +253,7 @@ def run(args) -> dict:
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    # kdlib.train flushes denormals process-wide; set it first so every part runs alike
+    # kdlib.core.train flushes denormals process-wide; set it first so every part runs alike
     torch.set_flush_denormal(True)
     n_train, n_sweep = SIZES["quick" if args.quick else "full"]
     repeats = 1 if args.quick else 2

@@ -3,14 +3,14 @@
 ``make bench-compare`` (or ``.venv/bin/python benchmarks/compare_commits.py [--old 653f1ed]
 [--device cuda] [--quick]``) times, for each workload
 
-* ``teacher``    the teacher recipe ``kdlib.recipes.TEACHER`` (2x1200, dropout .2/.5,
+* ``teacher``    the teacher recipe ``kdlib.runs.recipes.TEACHER`` (2x1200, dropout .2/.5,
                  max-norm 3.5, 2 px jitter, batch 128),
 * ``student``    the 2x800 student ``STUDENT`` (batch 128),
 * ``distilled``  the 2x800 student distilled at T = 20, soft weight 1, hard weight 1, from
                  cached teacher logits (random, sd 7: a trained teacher's scale; the step does
                  not care what they are),
 
-one epoch of the first 20,000 MNIST training images with ``kdlib.train.train``, after a
+one epoch of the first 20,000 MNIST training images with ``kdlib.core.train.train``, after a
 warm-up of four batches, for four variants:
 
 * ``old``        the old commit's kdlib (``git archive`` of its ``kdlib/`` into a temporary
@@ -90,7 +90,7 @@ def git(*args, cwd=ROOT) -> str:
 def _set_threads(threads: int) -> None:
     import torch
     torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)  # kdlib.train does this process-wide; before any timing
+    torch.set_flush_denormal(True)  # kdlib.core.train does this process-wide; before any timing
 
 
 def worker_matmul(args) -> dict:
@@ -99,7 +99,7 @@ def worker_matmul(args) -> dict:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     sys.path.insert(0, str(ROOT))
     from bench import bench_gemms  # noqa: E402  (this checkout's kdlib)
-    from kdlib.train import resolve_device  # noqa: E402
+    from kdlib.core.train import resolve_device  # noqa: E402
     device = resolve_device(args.device)
     rows = []
     for dtype in (torch.float32, torch.bfloat16):
@@ -114,8 +114,8 @@ def worker_train(args) -> dict:
     sys.path.insert(0, str(root))  # before the editable install of this checkout
     _set_threads(args.threads)
     import kdlib
-    from kdlib.data import load_mnist
-    from kdlib.train import resolve_device
+    from kdlib.core.data import load_mnist
+    from kdlib.core.train import resolve_device
     if not Path(kdlib.__file__).resolve().is_relative_to(root):
         raise RuntimeError(f"imported kdlib from {kdlib.__file__}, not from {root}")
     device = resolve_device(args.device)
@@ -127,14 +127,14 @@ def worker_train(args) -> dict:
 def _one_workload(workload, data, device, precision, compile_, args, kdlib) -> dict:
     import torch
     from dataclasses import replace
-    from kdlib.train import train
+    from kdlib.core.train import train
     try:  # the layout since issue 13 ...
-        from kdlib.recipes import DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT, TEACHER
-        from kdlib.spec import Member
+        from kdlib.runs.recipes import DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT, TEACHER
+        from kdlib.core.spec import Member
     except ImportError:  # ... or the OLD commit's
-        from kdlib.experiments import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,
+        from kdlib.runs.experiments import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,
                                        TEACHER)
-        from kdlib.train import Member
+        from kdlib.core.train import Member
     load_before = loadavg()
     n = args.examples
     x, y = data.train_images[:n], data.train_labels[:n]
@@ -295,7 +295,7 @@ def run(args) -> dict:
     host = platform.node()
     out = args.out or (ROOT / "benchmarks" / "out" / f"compare-{host}-quick.json" if args.quick
                        else ROOT / "benchmarks" / "results" / f"compare-{host}.json")
-    from kdlib.io import write_json  # noqa: E402  (this checkout)
+    from kdlib.core.io import write_json  # noqa: E402  (this checkout)
     old_commit = git("rev-parse", args.old)
     new_commit = git("rev-parse", "HEAD")
     dirty = bool(git("status", "--porcelain", "--", "kdlib"))
@@ -311,7 +311,7 @@ def run(args) -> dict:
         "samples": [], "matmul": []}
     say = print
     if os.environ.get("KDLIB_DATA"):  # the workers load without re-hashing the files
-        from kdlib.data import verify_folder
+        from kdlib.core.data import verify_folder
         verify_folder(os.environ["KDLIB_DATA"])
         doc["provenance"]["data"] = f"KDLIB_DATA={os.environ['KDLIB_DATA']} (verified)"
     with tempfile.TemporaryDirectory(prefix="kdlib-old-") as tmp:

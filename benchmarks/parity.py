@@ -9,7 +9,7 @@ For each seed, the 2x800 hard-label student and the 2x800 student distilled at T
 validation teacher (seed 0), both trained by the search recipe ``--optimiser`` for ``--epochs``
 epochs on the first 50,000 training images, once with bfloat16 GEMMs and once in float32
 (the same seed: the same initialisation and data order). Validation errors on the last 10,000
-images, a paired McNemar test per seed and pooled over seeds (``kdlib.verdicts``), and the
+images, a paired McNemar test per seed and pooled over seeds (``kdlib.analysis.verdicts``), and the
 difference of the means against the seed-to-seed spread. The runs are ordinary artifacts under
 ``--results-dir`` (resumable, with provenance); the table goes to stdout and JSON.
 """
@@ -25,14 +25,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
 
-from kdlib.data import load_mnist  # noqa: E402
-from kdlib.experiments import run_configs  # noqa: E402
-from kdlib.catalogue import configs_for  # noqa: E402
-from kdlib.recipes import Optimiser  # noqa: E402
-from kdlib.search import search_config  # noqa: E402
-from kdlib.spec import Member  # noqa: E402
-from kdlib.stats import mcnemar_exact, mean_sd  # noqa: E402
-from kdlib.verdicts import pooled_mcnemar  # noqa: E402
+from kdlib.core.data import load_mnist  # noqa: E402
+from kdlib.runs.experiments import run_configs  # noqa: E402
+from kdlib.runs.catalogue import configs_for  # noqa: E402
+from kdlib.runs.recipes import Optimiser  # noqa: E402
+from kdlib.runs.search import search_config  # noqa: E402
+from kdlib.core.spec import Member  # noqa: E402
+from kdlib.analysis.stats import mcnemar_exact, mean_sd  # noqa: E402
+from kdlib.analysis.verdicts import pooled_mcnemar  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--optimiser", default="adam:0.003", help="FAMILY:LR of kdlib.recipes.Optimiser")
+    p.add_argument("--optimiser", default="adam:0.003", help="FAMILY:LR of kdlib.runs.recipes.Optimiser")
     p.add_argument("--hard-weight", type=float, default=0.1)
     p.add_argument("--results-dir", type=Path, default=ROOT / "benchmarks/results/parity")
     p.add_argument("--out", type=Path, default=None,

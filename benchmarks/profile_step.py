@@ -1,7 +1,7 @@
-"""Where the teacher step's time goes: torch.profiler over ~50 steps of ``kdlib.train.train``.
+"""Where the teacher step's time goes: torch.profiler over ~50 steps of ``kdlib.core.train.train``.
 
 ``.venv/bin/python benchmarks/profile_step.py [--precision bfloat16] [--compile] [--steps 50]
-[--threads 1] [--out FILE]``: the teacher recipe (``kdlib.recipes.TEACHER``), one epoch of
+[--threads 1] [--out FILE]``: the teacher recipe (``kdlib.runs.recipes.TEACHER``), one epoch of
 ``steps x 128`` MNIST images, after a warm-up of four batches that is not profiled (it also
 compiles the update when ``--compile``). Prints the ops by self CPU time and, with ``--out``,
 writes that table to a text file. Not a test.
@@ -19,11 +19,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
 
-from kdlib.data import load_mnist  # noqa: E402
-from kdlib.recipes import TEACHER  # noqa: E402
-from kdlib.step import PRECISIONS  # noqa: E402
-from kdlib.spec import Member  # noqa: E402
-from kdlib.train import train  # noqa: E402
+from kdlib.core.data import load_mnist  # noqa: E402
+from kdlib.runs.recipes import TEACHER  # noqa: E402
+from kdlib.core.step import PRECISIONS  # noqa: E402
+from kdlib.core.spec import Member  # noqa: E402
+from kdlib.core.train import train  # noqa: E402
 
 
 def main(argv=None) -> int:

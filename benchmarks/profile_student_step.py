@@ -16,8 +16,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
 
-from kdlib.spec import Member, TrainSpec  # noqa: E402
-from kdlib.train import train  # noqa: E402
+from kdlib.core.spec import Member, TrainSpec  # noqa: E402
+from kdlib.core.train import train  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -10,8 +10,8 @@ import sys
 
 import torch
 
-from kdlib.spec import Member, TrainSpec
-from kdlib.train import train
+from kdlib.core.spec import Member, TrainSpec
+from kdlib.core.train import train
 
 torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
 g = torch.Generator().manual_seed(0)

@@ -3,7 +3,7 @@ step at this CPU's floor).
 
 ``.venv/bin/python benchmarks/student_epoch.py [--threads 1] [--images 60000] [--out FILE]``
 
-Workloads, each one epoch of ``kdlib.train.train`` over the first ``--images`` MNIST training
+Workloads, each one epoch of ``kdlib.core.train.train`` over the first ``--images`` MNIST training
 images at batch 128 (no evaluation, no checkpoints): the distilled 2x800 student (T = 20,
 cached teacher logits), the hard-label 2x800 student, and the temperature sweeps of 2x300 and
 2x30 students (9 temperatures as one stacked model). Each in float32 and in bfloat16, with the
@@ -27,12 +27,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
 
-from kdlib.data import load_mnist  # noqa: E402
-from kdlib.models import MLP  # noqa: E402
-from kdlib.provenance import provenance  # noqa: E402
-from kdlib.spec import Member, TrainSpec  # noqa: E402
-from kdlib.step import Step, sgd_max_norm_update  # noqa: E402
-from kdlib.train import predict_logits, train  # noqa: E402
+from kdlib.core.data import load_mnist  # noqa: E402
+from kdlib.core.models import MLP  # noqa: E402
+from kdlib.runs.provenance import provenance  # noqa: E402
+from kdlib.core.spec import Member, TrainSpec  # noqa: E402
+from kdlib.core.step import Step, sgd_max_norm_update  # noqa: E402
+from kdlib.core.train import predict_logits, train  # noqa: E402
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
 TEACHER = Path(__file__).resolve().parents[1] / "results/full/paper_teacher/paper-teacher-s0.pt"

@@ -1,16 +1,16 @@
 """Command line: ``python -m kdlib EXPERIMENT... --profile smoke|full --device cpu|cuda``;
 ``python -m kdlib report [--readme [PATH]] [--book]`` rewrites the generated tables
-(``kdlib.report``)."""
+(``kdlib.analysis.report``)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .beyond import CONFIGS as STUDIES
-from .beyond_run import run_study
-from .experiments import run_experiment
-from .catalogue import EXPERIMENTS
-from .recipes import DEFAULT_SEEDS, PROFILES
+from .runs.beyond import CONFIGS as STUDIES
+from .runs.beyond_run import run_study
+from .runs.experiments import run_experiment
+from .runs.catalogue import EXPERIMENTS
+from .runs.recipes import DEFAULT_SEEDS, PROFILES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +50,7 @@ def _parser(order) -> _Parser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["report"]:
-        from .report import main as report_main
+        from .analysis.report import main as report_main
         return report_main(argv[1:])
     order = list(EXPERIMENTS)
     p = _parser(order)

@@ -11,5 +11,5 @@ if not os.environ.get("KDLIB_DATA") and (SHARED / "SHA256SUMS").exists():
 
 @pytest.fixture(scope="session")
 def mnist():
-    from kdlib.data import load_mnist
+    from kdlib.core.data import load_mnist
     return load_mnist()

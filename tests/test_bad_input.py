@@ -23,15 +23,15 @@ import pytest
 import torch
 
 from kdlib import distillation_loss, softmax_with_temperature
-from kdlib import experiments as ex
-from kdlib import catalogue
-from kdlib import recipes as rc
-from kdlib.data import FILES, MNIST, DataError, load_mnist, verify_folder
-from kdlib.io import ArtifactError, check_writable
-from kdlib.models import MLP
-from kdlib.checks import TrainingDiverged
-from kdlib.spec import Member, TrainSpec
-from kdlib.train import resolve_device, train
+from kdlib.runs import experiments as ex
+from kdlib.runs import catalogue
+from kdlib.runs import recipes as rc
+from kdlib.core.data import FILES, MNIST, DataError, load_mnist, verify_folder
+from kdlib.core.io import ArtifactError, check_writable
+from kdlib.core.models import MLP
+from kdlib.core.checks import TrainingDiverged
+from kdlib.core.spec import Member, TrainSpec
+from kdlib.core.train import resolve_device, train
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("KDLIB_DATA") or REPO.parent / "shared" / "data" / "mnist")
@@ -520,7 +520,7 @@ def test_weights_that_blow_up_at_the_end_of_an_epoch_are_not_checkpointed(tmp_pa
     data = synthetic_mnist()
     spec = TrainSpec(widths=(16,), epochs=2, batch_size=100, checkpoint_every=1)
     steps_per_epoch = math.ceil(len(data.train_images) / spec.batch_size)
-    import kdlib.step as kstep
+    import kdlib.core.step as kstep
     real_update, calls = kstep.sgd_max_norm_update, []
 
     def update_then_poison(params, *args, **kwargs):

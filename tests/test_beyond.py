@@ -1,12 +1,12 @@
-"""Configs of issue 15's studies (kdlib.beyond): what each run is, and that a changed teacher
+"""Configs of issue 15's studies (kdlib.runs.beyond): what each run is, and that a changed teacher
 makes its students' artifacts stale."""
 from dataclasses import replace
 
 import pytest
 
-from kdlib import beyond as bd
-from kdlib.protocols import protocol
-from kdlib.catalogue import EXPERIMENTS, configs_for
+from kdlib.runs import beyond as bd
+from kdlib.runs.protocols import protocol
+from kdlib.runs.catalogue import EXPERIMENTS, configs_for
 
 
 def test_registered_and_sized():

@@ -1,5 +1,5 @@
 """The book's source is as the generators leave it: notebook tags and twins
-(tools/tag_notebooks.py), the entry page's claims table and CSV files (kdlib.report --book),
+(tools/tag_notebooks.py), the entry page's claims table and CSV files (kdlib.analysis.report --book),
 and no repository link while none is configured. Cheap: nothing is executed or built."""
 from __future__ import annotations
 
@@ -138,14 +138,14 @@ def _claims_output_of_results_notebook(call: str = "claims.claims_markdown(rows)
 
 def test_entry_page_holds_the_results_notebooks_claims_table():
     """book/intro.md's generated block and book/data/claims.csv match the results notebook."""
-    from kdlib.report import README_END, README_START
+    from kdlib.analysis.report import README_END, README_START
     intro = (ROOT / "book" / "intro.md").read_text()
     block = intro.split(README_START, 1)[1].split(README_END, 1)[0]
     shown = _claims_output_of_results_notebook().splitlines()
     table = "\n".join(line for line in shown if line.startswith("|"))
     notes = [line for line in shown if line.strip() and not line.startswith("|")]
-    assert table in block, "run: .venv/bin/python -m kdlib.report --book"
-    assert all(note in block for note in notes), "run: .venv/bin/python -m kdlib.report --book"
+    assert table in block, "run: .venv/bin/python -m kdlib.analysis.report --book"
+    assert all(note in block for note in notes), "run: .venv/bin/python -m kdlib.analysis.report --book"
     with open(ROOT / "book" / "data" / "claims.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["claim"] for r in rows] == [line.split(" | ")[1]
@@ -188,7 +188,7 @@ def test_no_function_is_defined_in_a_notebook(path):
 
 def test_readme_says_where_the_paper_teacher_runs_stand_from_their_checkpoints():
     """The README's sentence on the paper teacher is generated from the committed runs."""
-    from kdlib.report import TEACHER_END, TEACHER_START, paper_teacher_status
+    from kdlib.analysis.report import TEACHER_END, TEACHER_START, paper_teacher_status
     readme = (ROOT / "README.md").read_text()
     block = readme.split(TEACHER_START, 1)[1].split(TEACHER_END, 1)[0].strip()
     assert block == paper_teacher_status(ROOT / "results", "full"), \
@@ -196,9 +196,9 @@ def test_readme_says_where_the_paper_teacher_runs_stand_from_their_checkpoints()
 
 
 def test_readme_and_entry_page_hold_the_results_notebooks_beyond_section_3_rows():
-    """The rows of Sections 4-6 (kdlib.beyond_claims) in the README and book/intro.md are the
+    """The rows of Sections 4-6 (kdlib.analysis.beyond_claims) in the README and book/intro.md are the
     ones the results notebook shows."""
-    from kdlib.report import README_END, README_START
+    from kdlib.analysis.report import README_END, README_START
     shown = _claims_output_of_results_notebook("claims.claims_markdown(beyond_rows")
     table = [line for line in shown.splitlines() if line.startswith("|")]
     assert "Claim (Sections 4-6)" in table[0] and len(table) > 2

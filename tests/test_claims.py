@@ -1,5 +1,5 @@
-"""The claims table's building blocks (kdlib.claims, kdlib.results, kdlib.bias_shift), on
-hand-made cases, and the committed artifacts against the current configs."""
+"""The claims table's building blocks (kdlib.analysis.claims, kdlib.analysis.results,
+kdlib.analysis.bias_shift), on hand-made cases, and the committed artifacts against the current configs."""
 
 import numpy as np
 import pytest
@@ -7,19 +7,19 @@ import torch
 
 from pathlib import Path
 
-from kdlib import claims
-from kdlib.bias_shift import prior_matching_shift
-from kdlib.claims import best_temperature, gap_recovered
-from kdlib.evaluate import contrasting_examples
-from kdlib.experiments import RunResult, artifact_path, load_artifact
-from kdlib.protocols import RECIPE
-from kdlib.catalogue import EXPERIMENTS, configs_for
-from kdlib.results import default_results_dir, markdown_table
+from kdlib.analysis import claims
+from kdlib.analysis.bias_shift import prior_matching_shift
+from kdlib.analysis.claims import best_temperature, gap_recovered
+from kdlib.core.evaluate import contrasting_examples
+from kdlib.runs.experiments import RunResult, artifact_path, load_artifact
+from kdlib.runs.protocols import RECIPE
+from kdlib.runs.catalogue import EXPERIMENTS, configs_for
+from kdlib.analysis.results import default_results_dir, markdown_table
 
 
 def test_default_results_dir_is_the_repositorys():
     assert default_results_dir().name == "results"
-    assert (default_results_dir().parent / "kdlib" / "results.py").exists()
+    assert (default_results_dir().parent / "kdlib" / "analysis" / "results.py").exists()
 
 
 def test_gap_recovered():
@@ -88,8 +88,8 @@ COMMITTED = sorted(p for p in RESULTS.glob("*/*/*.json") if p.parent.parent.name
 def test_every_committed_artifact_matches_a_current_config():
     """A recipe change that would orphan committed runs (their config hash) fails here: every
     committed artifact is made by a current config, or is a run of an earlier recipe listed in
-    the committed history (``kdlib.history``)."""
-    from kdlib import history
+    the committed history (``kdlib.runs.history``)."""
+    from kdlib.runs import history
     assert len(COMMITTED) > 30
     superseded = {(RESULTS.parent / r["path"]) for r in history.superseded_runs()}
     configs = {}
@@ -108,7 +108,7 @@ def test_every_committed_artifact_matches_a_current_config():
 def test_distillation_hard_weight_is_the_validation_choice():
     """The recipe's hard weight is the best of the search's committed validation sweep (stage 2,
     the chosen optimiser, seeds 0-1), where the weights that diverged count as worse."""
-    from kdlib import search
+    from kdlib.runs import search
     validation = claims.validation_hard_weight_sweep(RESULTS, "full")
     failed = claims.validation_hard_weight_failures(RESULTS, "full")
     tried = {r.config["member"]["hard_weight"] for r in validation} | set(failed)
@@ -185,7 +185,7 @@ def test_a_filtered_claims_table_keeps_each_rows_own_number():
 
 
 def test_clipped_share_figure_has_a_panel_per_group_and_a_line_per_setting():
-    from kdlib import plots
+    from kdlib.analysis import plots
     fig = plots.clipped_share({"2x800": {f"T = {t}": [1.0, 0.5, 0.0] for t in range(9)},
                                "2x30": {"T = 1": [0.0, 0.0, 0.0]}}, 5.0)
     assert [len(ax.lines) for ax in fig.axes] == [9, 1]
@@ -193,7 +193,7 @@ def test_clipped_share_figure_has_a_panel_per_group_and_a_line_per_setting():
 
 
 def test_clipped_share_curves_group_by_width_and_temperature_and_average_seeds():
-    from kdlib.results import clipped_share_curves
+    from kdlib.analysis.results import clipped_share_curves
 
     def run(width, t, seed, share):
         metrics = {"test_errors": 1} | ({"clipped_share_curve": share} if share else {})
@@ -207,7 +207,7 @@ def test_clipped_share_curves_group_by_width_and_temperature_and_average_seeds()
 
 
 def test_recipe_table_reads_the_recipe():
-    from kdlib.results import recipe_table
+    from kdlib.analysis.results import recipe_table
     header, rows = recipe_table()
     table = {r[0]: r[1:] for r in rows}
     assert header == ["", "Teacher", "Student", "Distilled student"]
@@ -218,7 +218,7 @@ def test_recipe_table_reads_the_recipe():
 
 
 def test_clipping_by_setting_averages_seeds_and_ranks_share_against_errors():
-    from kdlib.results import clipping_by_setting
+    from kdlib.analysis.results import clipping_by_setting
 
     def run(t, seed, share, errors):
         return RunResult({"name": f"w800-T{t}-s{seed}", "spec": {"widths": [800, 800]},
@@ -233,7 +233,7 @@ def test_clipping_by_setting_averages_seeds_and_ranks_share_against_errors():
 
 
 def test_protocol_choices_state_the_recipe():
-    from kdlib.choices import protocol_choices
+    from kdlib.analysis.choices import protocol_choices
     rows = {what: (choice, why) for what, choice, why in protocol_choices()}
     assert rows["Teacher"][0].startswith("1000 epochs")
     assert rows["Student budget"][0] == f"{RECIPE.student_epochs} epochs for every student"
@@ -242,7 +242,7 @@ def test_protocol_choices_state_the_recipe():
 
 
 def test_mean_logit_sd_is_the_seed_mean_of_each_runs_logit_sd(tmp_path):
-    from kdlib.results import mean_logit_sd
+    from kdlib.analysis.results import mean_logit_sd
 
     class Run:
         def __init__(self, scale):

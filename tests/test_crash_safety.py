@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib import experiments as ex
-from kdlib import catalogue
-from kdlib import recipes as rc
-from kdlib import io as kio
-from kdlib.data import MNIST, to_float
+from kdlib.runs import experiments as ex
+from kdlib.runs import catalogue
+from kdlib.runs import recipes as rc
+from kdlib.core import io as kio
+from kdlib.core.data import MNIST, to_float
 
 REPO = Path(__file__).resolve().parents[1]
 N_TRAIN, N_TEST = 600, 300
@@ -90,7 +90,7 @@ def subset(mnist, tmp_path_factory) -> tuple[MNIST, Path]:
     return data, path
 
 
-# A run of kdlib.train.train with every source of randomness: two seeds (own data orders),
+# A run of kdlib.core.train.train with every source of randomness: two seeds (own data orders),
 # dropout, max-norm, jitter, a distilled member with teacher logits, a checkpoint per epoch.
 # With a pause marker it stops half-way through epoch 3 (after the epoch-2 checkpoint),
 # writes the marker and sleeps until it is killed.
@@ -98,9 +98,9 @@ TRAIN_CHILD = r"""
 import sys, time
 from pathlib import Path
 import torch
-import kdlib.step as ks
-import kdlib.spec as kspec
-import kdlib.train as kt
+import kdlib.core.step as ks
+import kdlib.core.spec as kspec
+import kdlib.core.train as kt
 data_path, ckpt, out, marker = sys.argv[1:5]
 d = torch.load(data_path)
 spec = kspec.TrainSpec(widths=(48, 24), epochs=4, batch_size=100, lr=0.1, momentum=0.9,
@@ -123,7 +123,7 @@ torch.save({"model": res.model.state_dict(), "history": res.history,
 """
 
 # A smoke-profile temperature sweep of protocol 1 (teacher seed 0, widths 300 and 30, three
-# temperatures) through kdlib.experiments, shrunk to 600 images and 2 epochs. With
+# temperatures) through kdlib.runs.experiments, shrunk to 600 images and 2 epochs. With
 # pause_after > 0 it stops after that many artifacts were saved, writes the marker and sleeps
 # until it is killed.
 SWEEP_CHILD = r"""
@@ -131,9 +131,9 @@ import json, sys, time
 from dataclasses import replace
 from pathlib import Path
 import torch
-import kdlib.experiments as ex
-import kdlib.catalogue as catalogue
-import kdlib.recipes as rc
+import kdlib.runs.experiments as ex
+import kdlib.runs.catalogue as catalogue
+import kdlib.runs.recipes as rc
 data_path, results, out, marker, pause_after = sys.argv[1:6]
 rc.PAPER_TEACHER = replace(rc.PAPER_TEACHER, widths=(32,))
 rc.PROFILES["smoke"] = replace(rc.PROFILES["smoke"], train_size=600, epochs=2)

@@ -4,7 +4,7 @@ import hashlib
 import pytest
 import torch
 
-from kdlib.data import (NUM_CLASSES, class_mask, jitter, load_mnist, transfer_mask,
+from kdlib.core.data import (NUM_CLASSES, class_mask, jitter, load_mnist, transfer_mask,
                         to_float)
 
 
@@ -19,7 +19,7 @@ def test_real_mnist_shapes_and_counts(mnist):
     # the loaded tensors, written back in IDX format, are bit-identical to the official files
     import struct
 
-    from kdlib.data import OFFICIAL_SHA256
+    from kdlib.core.data import OFFICIAL_SHA256
     for split, n in (("train", 60000), ("t10k", 10000)):
         images = mnist.train_images if split == "train" else mnist.test_images
         labels = mnist.train_labels if split == "train" else mnist.test_labels
@@ -52,8 +52,8 @@ def test_transfer_sets(mnist):
 def test_transfer_set_text_round_trips_and_bad_text_is_refused_when_a_run_is_made():
     from dataclasses import replace
 
-    from kdlib.catalogue import configs_for
-    from kdlib.transfer import TransferSet
+    from kdlib.runs.catalogue import configs_for
+    from kdlib.core.transfer import TransferSet
     for text in ("all", "drop:3", "keep:7,8", "subset:0.03", "specialist:k3g1"):
         assert str(TransferSet.parse(text)) == text
     assert TransferSet.parse("keep:7,8").classes == (7, 8)

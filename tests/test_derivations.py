@@ -1,4 +1,4 @@
-"""kdlib.derivations: the independent checks chapter 1 runs on Section 2 and Section 2.1."""
+"""kdlib.core.derivations: the independent checks chapter 1 runs on Section 2 and Section 2.1."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 import torch
 
-from kdlib import derivations
+from kdlib.core import derivations
 
 
 def test_symbolic_softmax_hand_values():

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kdlib import envcheck
-from kdlib.provenance import LOCK_FILE, lock_sha256
+from kdlib.runs import envcheck
+from kdlib.runs.provenance import LOCK_FILE, lock_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,7 +100,7 @@ def test_lock_sha256(tmp_path):
 
 def test_provenance_records_the_lock():
     import torch
-    from kdlib.provenance import provenance
+    from kdlib.runs.provenance import provenance
     assert provenance(torch.device("cpu"), 0)["lock_sha256"] == lock_sha256()
 
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib.bias_shift import best_bias_shift, errors_against_shift, shift_biases
-from kdlib.evaluate import confusion_matrix, count_errors, per_class_errors
+from kdlib.analysis.bias_shift import best_bias_shift, errors_against_shift, shift_biases
+from kdlib.core.evaluate import confusion_matrix, count_errors, per_class_errors
 
 
 def test_counts_on_a_hand_made_case():

@@ -1,19 +1,19 @@
-"""The experiment catalogue (kdlib.recipes): which runs each experiment makes, per profile;
-and the history of earlier recipes (kdlib.history), read from committed tables."""
+"""The experiment catalogue (kdlib.runs.recipes): which runs each experiment makes, per profile;
+and the history of earlier recipes (kdlib.runs.history), read from committed tables."""
 from pathlib import Path
 
 import pytest
 
-from kdlib.io import ArtifactError
-from kdlib.protocols import LOW_HARD_WEIGHT, RECIPE
-from kdlib.catalogue import EXPERIMENTS, configs_for
-from kdlib.recipes import DEFAULT_SEEDS, PAPER_TEACHER, TEMPERATURES, teacher_config_of
+from kdlib.core.io import ArtifactError
+from kdlib.runs.protocols import LOW_HARD_WEIGHT, RECIPE
+from kdlib.runs.catalogue import EXPERIMENTS, configs_for
+from kdlib.runs.recipes import DEFAULT_SEEDS, PAPER_TEACHER, TEMPERATURES, teacher_config_of
 
 
 def test_every_student_distils_from_the_paper_teacher_of_its_own_seed():
     """Every distilled run learns from chapter 6's teacher of its own seed, by the searched
     recipe (no clipping), and is stored under protocol-3/ beside the runs it superseded."""
-    from kdlib.experiments import artifact_path
+    from kdlib.runs.experiments import artifact_path
     sweep = configs_for("temperature", "full", [0, 1, 2])
     assert len(sweep) == 3 * len(TEMPERATURES) * 3
     assert {(c.member.seed, c.teacher_seed) for c in sweep} == {(0, 0), (1, 1), (2, 2)}
@@ -46,8 +46,8 @@ def test_the_history_tables_describe_every_superseded_run_and_each_loads():
     """The committed history (results/history/) lists the earlier recipes and the runs they
     made; every superseded run loads from its recorded path with the result the table gives,
     and none of them is also a run the book reports."""
-    from kdlib import history
-    from kdlib.experiments import artifact_path
+    from kdlib.runs import history
+    from kdlib.runs.experiments import artifact_path
     header, recipes = history.table("recipes")
     assert [r[0] for r in recipes] == ["first recipe", "second recipe", "searched recipe"]
     assert header[-2:] == ["Reported", "Why replaced"] and all(r[-1] for r in recipes[:2])
@@ -71,7 +71,7 @@ def test_the_history_tables_describe_every_superseded_run_and_each_loads():
 def test_a_corrupt_superseded_artifact_is_refused_by_name(tmp_path):
     import json
 
-    from kdlib import history
+    from kdlib.runs import history
     row = history.superseded_runs()[0]
     source = Path(__file__).resolve().parents[1] / row["path"]
     target = tmp_path / row["path"]
@@ -90,8 +90,8 @@ def test_every_run_the_book_reports_loads_its_committed_artifact():
     here: every test-set run of every experiment and study, seeds 0-2, and every run of the
     student-recipe search finds its artifact (or its recorded failure) in results/ under the
     same config hash."""
-    from kdlib.experiments import load_artifact, load_failure
-    from kdlib.search import search_configs
+    from kdlib.runs.experiments import load_artifact, load_failure
+    from kdlib.runs.search import search_configs
     root = Path(__file__).resolve().parents[1] / "results"
     configs = [c for name in EXPERIMENTS
                for c in configs_for(name, "full", DEFAULT_SEEDS)] + search_configs("full")
@@ -106,8 +106,8 @@ def test_every_run_the_book_reports_loads_its_committed_artifact():
 
 
 def test_the_gpu_estimate_counts_each_runs_work_and_shares_stacked_steps():
-    from kdlib import results
-    from kdlib.experiments import RunResult
+    from kdlib.analysis import results
+    from kdlib.runs.experiments import RunResult
     config = {"spec": {"epochs": 2, "widths": [10], "batch_size": 100, "jitter": 0},
               "teacher_seed": None}
     run = RunResult(config, {"transfer_set_size": 1000, "test_size": 500, "stacked_with": 2},

@@ -1,34 +1,54 @@
-"""kdlib's modules import one another along the data flow only: no module imports, directly or
-through others, a module that imports it (checked on the source, including function-level
-imports)."""
+"""kdlib is laid out along the data flow: ``core`` (data, models, loss, step, loop), ``runs``
+(recipes, experiments, artifacts), ``analysis`` (results, verdicts, claims, figures, reports).
+A module imports only from its own package or one below it, and no module imports, directly
+or through others, a module that imports it (run-time imports, function-level included)."""
 import ast
 from pathlib import Path
 
 KDLIB = Path(__file__).resolve().parents[1] / "kdlib"
+LAYERS = ("core", "runs", "analysis")  # bottom to top
 
 
 def imports_of(path: Path) -> set[str]:
-    """The kdlib modules ``path`` imports at run time (not those under ``if TYPE_CHECKING:``,
-    which only annotations use)."""
+    """The kdlib modules ("package.module") ``path`` imports at run time (not those under
+    ``if TYPE_CHECKING:``, which only annotations use)."""
     tree = ast.parse(path.read_text())
     typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
                    and getattr(node.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(node)}
+    here = path.parent.relative_to(KDLIB.parent).parts  # ("kdlib", "core")
     found = set()
     for node in ast.walk(tree):
-        if id(node) in typing_only:
+        if id(node) in typing_only or not isinstance(node, ast.ImportFrom) or node.level == 0:
             continue
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                found.add(node.module.split(".")[0])
-            else:
-                found.update(alias.name for alias in node.names)
+        base = list(here[:len(here) - node.level + 1])
+        parts = base + (node.module.split(".") if node.module else [])
+        targets = [parts + [a.name] for a in node.names] if not node.module else [parts]
+        for t in targets:
+            name = ".".join(t[1:3])
+            if len(t) >= 3 and (KDLIB / t[1] / f"{t[2]}.py").exists():
+                found.add(name)
     return found
 
 
+def modules() -> dict[str, Path]:
+    return {f"{p.parent.name}.{p.stem}": p for layer in LAYERS for p in (KDLIB / layer).glob("*.py")
+            if p.stem != "__init__"}
+
+
+def test_every_module_lives_in_a_layer():
+    assert sorted(p.name for p in KDLIB.glob("*.py")) == ["__init__.py", "__main__.py"]
+    assert len(modules()) > 30
+
+
+def test_imports_point_down_the_layers_only():
+    upward = [f"{m} imports {d}" for m, p in modules().items() for d in imports_of(p)
+              if LAYERS.index(d.split(".")[0]) > LAYERS.index(m.split(".")[0])]
+    assert not upward, upward
+
+
 def test_kdlib_has_no_import_cycle():
-    graph = {p.stem: imports_of(p) - {p.stem} for p in KDLIB.glob("*.py") if p.stem != "__init__"}
-    graph = {m: {d for d in deps if d in graph} for m, deps in graph.items()}
-    cycles = []
+    graph = {m: imports_of(p) - {m} for m, p in modules().items()}
+    cycles, done = [], set()
 
     def visit(module, path):
         for dep in graph[module]:
@@ -37,7 +57,6 @@ def test_kdlib_has_no_import_cycle():
             elif dep not in done:
                 visit(dep, path + [dep])
         done.add(module)
-    done: set[str] = set()
     for module in sorted(graph):
         if module not in done:
             visit(module, [module])

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from kdlib.losses import distillation_loss, logit_matching_loss, softmax_with_temperature
+from kdlib.core.losses import distillation_loss, logit_matching_loss, softmax_with_temperature
 
 
 def test_softmax_with_temperature_hand_values():

@@ -77,7 +77,7 @@ def result(executed, name):
 
 def runs_of(results, experiment):
     """The smoke runs (seed 0) of an experiment, loaded from the notebooks' results folder."""
-    from kdlib.results import load_available
+    from kdlib.analysis.results import load_available
     runs = load_available(experiment, "smoke", [0], results)
     assert runs, f"no smoke artifacts of {experiment}"
     return runs
@@ -103,7 +103,7 @@ def test_outputs_are_clean(executed, name):
 
 
 def _commit() -> str:
-    from kdlib.provenance import git_commit
+    from kdlib.runs.provenance import git_commit
     return git_commit()
 
 
@@ -143,7 +143,7 @@ def test_derivations(executed):
 
 def test_teacher_and_students(executed, mnist):
     """The chapter's numbers are those of the artifacts it loaded, recomputed here."""
-    from kdlib.stats import mcnemar_exact
+    from kdlib.analysis.stats import mcnemar_exact
     _, g, results = result(executed, "02_teacher_and_students")
     labels = mnist.test_labels.numpy()
     experiments = {"teacher": "paper_teacher", "student": "student", "distilled": "distilled"}
@@ -174,8 +174,8 @@ def test_teacher_and_students(executed, mnist):
 
 
 def test_temperature_and_capacity(executed, mnist):
-    from kdlib import claims
-    from kdlib.recipes import sweep_settings
+    from kdlib.analysis import claims
+    from kdlib.runs.recipes import sweep_settings
     _, g, results = result(executed, "03_temperature_and_capacity")
     assert g["sweep_epochs"] == sweep_settings()[1]  # the recipe's (the smoke budget caps it at 3)
     sweep, hard = runs_of(results, "temperature"), runs_of(results, "hard_weight")
@@ -186,7 +186,7 @@ def test_temperature_and_capacity(executed, mnist):
     assert g["flat_800"].startswith("not testable")        # no 2x800 row in smoke
     weight, errors = claims.best_hard_weight(hard)
     assert g["best_hard_weight"] == f"{weight:g}" and g["best_hard_weight_errors"] == f"{errors:g}"
-    verdict = g["hard_weight_verdict"]  # kdlib.verdicts: weight 0 against weight 1, McNemar
+    verdict = g["hard_weight_verdict"]  # kdlib.analysis.verdicts: weight 0 against weight 1, McNemar
     claim = claims.hard_weight_claim(hard, [], mnist.test_labels.numpy())[0]
     assert verdict == f"{claim['replicated']} ({claim['ours']})"
     assert verdict.startswith(("yes (best lower weight 0:", "no (best lower weight 0:"))
@@ -194,8 +194,8 @@ def test_temperature_and_capacity(executed, mnist):
         assert verdict.startswith("no")
     assert g["validation_hard_weight"] == "not run in this profile"  # never trained by a notebook
     # each width against its hard-label twin (same epochs, seed 0), at T = 20, recomputed
-    from kdlib.results import p_text
-    from kdlib.stats import mcnemar_exact
+    from kdlib.analysis.results import p_text
+    from kdlib.analysis.stats import mcnemar_exact
     labels = mnist.test_labels.numpy()
     hard_twin = {r.config["spec"]["widths"][0]: r for r in runs_of(results, "baseline")}
     assert sorted(hard_twin) == [30, 300] and {r.config["spec"]["epochs"] for r in hard_twin.values()} == {3}
@@ -212,7 +212,7 @@ def test_temperature_and_capacity(executed, mnist):
 
 def test_omitted_digits(executed, mnist):
     """Errors before and after the bias shift are those of the artifacts' logits."""
-    from kdlib.bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, best_bias_shift
+    from kdlib.analysis.bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, best_bias_shift
     _, g, results = result(executed, "04_omitted_digits")
     assert g["test_3s"] == 1010
     labels = mnist.test_labels.numpy()
@@ -236,7 +236,7 @@ def test_omitted_digits(executed, mnist):
 
 
 def test_results(executed, mnist):
-    from kdlib.claims import claims_table
+    from kdlib.analysis.claims import claims_table
     _, g, results = result(executed, "05_results")
     # every smoke experiment of Section 3 has run by now: 13 claims, none missing
     assert g["claims_total"] == 13
@@ -256,7 +256,7 @@ def test_results(executed, mnist):
 def test_history(executed):
     """The history page reads the committed tables and the runs of the earlier recipes (the
     same in every profile): its numbers are those of the artifacts the tables name."""
-    from kdlib import history
+    from kdlib.runs import history
     _, g, _ = result(executed, "10_history")
     rows = history.superseded_runs()
     assert g["superseded_runs"] == len(rows) > 300
@@ -298,7 +298,7 @@ def wrong_of(run, labels):
 def better(wrong_a, wrong_b):
     """The chapters' "significantly better" rule, recomputed: A has fewer errors than B and
     McNemar's exact test on the same test digits gives p < 0.05. Returns (verdict, p)."""
-    from kdlib.stats import mcnemar_exact
+    from kdlib.analysis.stats import mcnemar_exact
     _, _, p = mcnemar_exact(~wrong_a, ~wrong_b)
     return ("yes" if wrong_a.sum() < wrong_b.sum() and p < 0.05 else "no"), p
 
@@ -306,8 +306,8 @@ def better(wrong_a, wrong_b):
 def test_ensemble_distillation(executed, mnist):
     """Issue 15, Section 4: two smoke teachers, their ensemble and the students; the glued
     numbers and the verdict are recomputed from the artifacts the chapter read."""
-    from kdlib.beyond import ensemble_members
-    from kdlib.experiments import load_artifact
+    from kdlib.runs.beyond import ensemble_members
+    from kdlib.runs.experiments import load_artifact
     _, g, results = result(executed, "08_ensemble_distillation")
     labels = mnist.test_labels.numpy()
     members = [load_artifact(c, results) for c in ensemble_members("smoke")]
@@ -350,7 +350,7 @@ def test_specialists(executed, mnist):
     """Issue 15, Section 5: generalist, specialists of k = 2 and 3, their combination; the
     groups, the dustbin corrections, the combination's errors and the verdict are recomputed
     from the artifacts the chapter read."""
-    from kdlib.beyond import combined_probabilities, specialists_of
+    from kdlib.runs.beyond import combined_probabilities, specialists_of
     _, g, results = result(executed, "09_specialists")
     assert g["ks"] == "2, 3" and "fig-covariance" in g
     labels = mnist.test_labels.numpy()

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import torch
 
-import kdlib.step as kstep
-from kdlib import catalogue
-from kdlib import recipes as rc
-from kdlib.io import read_torch
-from kdlib.checks import RECOMMENDED_MAX_GRAD_NORM, TrainingCollapsed, collapse_report
-from kdlib.evaluate import count_errors
-from kdlib.spec import Member, TrainSpec
-from kdlib.train import predict_logits, train
+import kdlib.core.step as kstep
+from kdlib.runs import catalogue
+from kdlib.runs import recipes as rc
+from kdlib.core.io import read_torch
+from kdlib.core.checks import RECOMMENDED_MAX_GRAD_NORM, TrainingCollapsed, collapse_report
+from kdlib.core.evaluate import count_errors
+from kdlib.core.spec import Member, TrainSpec
+from kdlib.core.train import predict_logits, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,9 +69,9 @@ def own_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def own(own_dir, tmp_path_factory):
-    import kdlib.data
+    import kdlib.core.data
     os.environ.setdefault("KDLIB_CACHE", str(tmp_path_factory.mktemp("cache")))
-    return kdlib.data.load_mnist(own_dir, verify=False)
+    return kdlib.core.data.load_mnist(own_dir, verify=False)
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +85,10 @@ def own_teacher(own):
 # ----------------------------------------------------------------------------- README paths
 def test_readme_api_path(own_dir):
     """The Python path of README "Your own data", as written there."""
-    from kdlib.data import load_mnist
-    from kdlib.evaluate import count_errors
-    from kdlib.spec import Member, TrainSpec
-    from kdlib.train import predict_logits, train
+    from kdlib.core.data import load_mnist
+    from kdlib.core.evaluate import count_errors
+    from kdlib.core.spec import Member, TrainSpec
+    from kdlib.core.train import predict_logits, train
 
     data = load_mnist(own_dir, verify=False)  # the four IDX files, no MNIST checksum
     teacher = train(data.train_images, data.train_labels,
@@ -165,7 +165,7 @@ def test_unclipped_large_logits_stop_with_a_named_collapse(own, own_teacher, sca
 
 
 def test_clip_grad_norm_is_per_member_over_the_whole_step():
-    from kdlib.step import clip_grad_norm_
+    from kdlib.core.step import clip_grad_norm_
     w = torch.tensor([[[3.0, 0.0]], [[0.3, 0.0]]])  # member 0: norm 5 with b; member 1: 0.5
     b = torch.tensor([[[4.0]], [[0.4]]])
     norms = clip_grad_norm_([w, b], 1.0)
@@ -295,7 +295,7 @@ def test_clipped_runs_record_the_share_of_clipped_updates_per_member_and_epoch(o
 def test_the_collapse_check_waits_for_the_50th_update_and_the_end_of_the_warm_up():
     """Chapter 7's 1% run (5 updates an epoch, a 200-epoch warm-up) was stopped at epoch 10 as
     collapsed while its learning rate was still a twentieth of its peak; the check now waits."""
-    from kdlib.checks import collapse_check_due
+    from kdlib.core.checks import collapse_check_due
     assert not collapse_check_due(9, 5, 0) and collapse_check_due(10, 5, 0)  # 45, 50 updates
     assert not collapse_check_due(10, 5, 200) and not collapse_check_due(200, 5, 200)
     assert collapse_check_due(201, 5, 200)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.text import Text
 
-from kdlib import plots
+from kdlib.analysis import plots
 
 rng = np.random.default_rng(0)
 T = [1.0, 2.0, 4.0, 8.0, 20.0]

@@ -1,12 +1,12 @@
-"""How the notebooks state results (kdlib.results, kdlib.claims, kdlib.plots), on hand-made
-cases: the functions that used to be defined in notebooks 02 and 04."""
+"""How the notebooks state results (kdlib.analysis.results, kdlib.analysis.claims,
+kdlib.analysis.plots), on hand-made cases: the functions that used to be defined in notebooks 02 and 04."""
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from kdlib import claims, plots, results
-from kdlib.recipes import STUDENT, TEACHER
-from kdlib.spec import TrainSpec
+from kdlib.analysis import claims, plots, results
+from kdlib.runs.recipes import STUDENT, TEACHER
+from kdlib.core.spec import TrainSpec
 
 
 def test_dropout_text():
@@ -61,21 +61,21 @@ def test_digit_row_takes_the_first_masked_digits_with_captions():
 
 
 def test_p_text_hides_the_underflow_that_depends_on_the_denormal_mode():
-    from kdlib.results import p_text
+    from kdlib.analysis.results import p_text
     assert p_text(0.0123) == "0.012" and p_text(6e-93) == "6e-93"
     assert p_text(9.9e-324) == p_text(0.0) == "< 1e-300"
     assert p_text(0.0123, with_p=True) == "p = 0.012" and p_text(0.0, with_p=True) == "p < 1e-300"
 
 
 def test_direction_text_says_better_worse_or_neither():
-    from kdlib.results import direction_text
+    from kdlib.analysis.results import direction_text
     assert direction_text({"errors_a": 10, "errors_b": 30, "p_value": 0.001}) == "significantly better"
     assert direction_text({"errors_a": 30, "errors_b": 10, "p_value": 0.001}) == "significantly worse"
     assert direction_text({"errors_a": 10, "errors_b": 30, "p_value": 0.2}) == "not significantly different"
 
 
 def test_verdict_sentence_agrees_in_number():
-    from kdlib.report import verdict_sentence
+    from kdlib.analysis.report import verdict_sentence
     rows = [{"replicated": v} for v in ("no (ours higher)", "yes", "not run", "no")]
     assert verdict_sentence(rows) == ("Of the 4 claims, 3 could be tested and 1 replicates by the "
                                       "rule of the results chapter (claim 2); 1 has no runs yet.")

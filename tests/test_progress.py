@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from kdlib import progress
-from kdlib.progress import epoch_reaching, fit_learning_curve, power_law, project
+from kdlib.analysis import progress
+from kdlib.analysis.progress import epoch_reaching, fit_learning_curve, power_law, project
 
 
 def test_fit_recovers_a_known_power_law():
@@ -37,7 +37,7 @@ def test_fit_refuses_short_or_broken_curves(bad):
 
 
 def test_mean_curve_averages_the_common_epochs():
-    from kdlib.progress import mean_curve
+    from kdlib.analysis.progress import mean_curve
     assert mean_curve([[10, 8, 6], [20, 10]]).tolist() == [15.0, 9.0]
     with pytest.raises(ValueError, match="no curve"):
         mean_curve([[], []])
@@ -45,10 +45,10 @@ def test_mean_curve_averages_the_common_epochs():
 
 def test_run_progress_reads_checkpoints_and_skips_runs_not_started(tmp_path):
     """A run in progress is read from its checkpoint (epoch, per-epoch test errors)."""
-    from kdlib import experiments
-    from kdlib.io import write_torch
-    from kdlib.progress import run_progress
-    from kdlib.catalogue import configs_for
+    from kdlib.runs import experiments
+    from kdlib.core.io import write_torch
+    from kdlib.analysis.progress import run_progress
+    from kdlib.runs.catalogue import configs_for
     cfgs = configs_for("paper_teacher", "full", [0, 1])
     path = experiments.checkpoint_path([cfgs[0]], tmp_path)
     history = {"train_loss": [[0.5], [0.4]], "test_errors": [[300], [280]]}
@@ -60,7 +60,7 @@ def test_run_progress_reads_checkpoints_and_skips_runs_not_started(tmp_path):
 
 
 def test_projection_waits_for_enough_epochs_then_continues_the_mean():
-    from kdlib.progress import projection
+    from kdlib.analysis.progress import projection
     assert projection([[500, 400, 300], [450, 350, 250]], 1000) is None  # smoke: 3 epochs
     curves = [power_law(np.arange(1, 41), 60.0, 800.0, 0.6)] * 2
     got = projection(curves, 100)

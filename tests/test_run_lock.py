@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import kdlib.experiments as ex
-import kdlib.provenance as prov
-import kdlib.catalogue as catalogue
-import kdlib.recipes as rc
+import kdlib.runs.experiments as ex
+import kdlib.runs.provenance as prov
+import kdlib.runs.catalogue as catalogue
+import kdlib.runs.recipes as rc
 
 REPO = Path(__file__).resolve().parents[1]
 
-# A tiny student run through kdlib.experiments.run_configs on random images. The training of
+# A tiny student run through kdlib.runs.experiments.run_configs on random images. The training of
 # its group writes a marker (the pid) first, then, with the lock held, waits until the file
 # "<marker>.release" exists (at most ``hold`` seconds).
 CHILD = r"""
@@ -26,9 +26,9 @@ import json, os, sys, time
 from dataclasses import replace
 from pathlib import Path
 import torch
-import kdlib.experiments as ex
-import kdlib.catalogue as catalogue
-import kdlib.recipes as rc
+import kdlib.runs.experiments as ex
+import kdlib.runs.catalogue as catalogue
+import kdlib.runs.recipes as rc
 results, marker, hold, logfile = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 g = torch.Generator().manual_seed(0)
 x = torch.randint(0, 256, (400, 28, 28), dtype=torch.uint8, generator=g)
@@ -145,7 +145,7 @@ def random_data() -> ex.MNIST:
 @pytest.fixture
 def dirty(monkeypatch):
     monkeypatch.setattr(prov, "git_commit", lambda: "0123456789abcdef+dirty")
-    monkeypatch.setattr(prov, "dirty_files", lambda: ["kdlib/train.py", "kdlib/new.py"])
+    monkeypatch.setattr(prov, "dirty_files", lambda: ["kdlib/core/train.py", "kdlib/new.py"])
 
 
 def test_full_runs_refuse_a_dirty_tree_unless_allowed(tmp_path, dirty):
@@ -155,7 +155,7 @@ def test_full_runs_refuse_a_dirty_tree_unless_allowed(tmp_path, dirty):
                        log=lambda message: None)
     message = str(e.value)
     assert "profile 'full' runs (student-s0)" in message
-    assert "kdlib/train.py, kdlib/new.py" in message and "--allow-dirty" in message
+    assert "kdlib/core/train.py, kdlib/new.py" in message and "--allow-dirty" in message
     assert not (tmp_path / "full").exists() and not (tmp_path / "checkpoints").exists()
     [run] = ex.run_configs([cfg], results_dir=tmp_path, data=random_data(), progress=False,
                            log=lambda message: None, allow_dirty=True)
@@ -175,9 +175,10 @@ def test_smoke_runs_train_from_a_dirty_tree(tmp_path, dirty):
 def test_cli_refuses_full_profile_in_a_dirty_git_checkout(tmp_path):
     """A real git repository holding a copy of kdlib/, with one uncommitted change."""
     repo = tmp_path / "repo"
-    (repo / "kdlib").mkdir(parents=True)
-    for f in (REPO / "kdlib").glob("*.py"):
-        (repo / "kdlib" / f.name).write_bytes(f.read_bytes())
+    for f in (REPO / "kdlib").rglob("*.py"):
+        target = repo / f.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(f.read_bytes())
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     for args in (["init", "-q"], ["add", "kdlib"], ["commit", "-q", "-m", "copy"]):
         subprocess.run(git + args, cwd=repo, check=True, capture_output=True)
@@ -188,12 +189,12 @@ def test_cli_refuses_full_profile_in_a_dirty_git_checkout(tmp_path):
                                "--results-dir", str(tmp_path / "results"), *args], cwd=repo,
                               env=env, capture_output=True, text=True, timeout=300)
 
-    with open(repo / "kdlib" / "losses.py", "a") as f:
+    with open(repo / "kdlib" / "core" / "losses.py", "a") as f:
         f.write("\n# a local change\n")
     res = kdlib("--profile", "full")
     assert res.returncode == 2, res.stderr
     assert res.stderr.startswith("kdlib: error: refusing to train profile 'full' runs (student-s0)")
-    assert "kdlib/losses.py" in res.stderr and "--allow-dirty" in res.stderr
+    assert "kdlib/core/losses.py" in res.stderr and "--allow-dirty" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     # with the flag it gets past the check (and stops at the missing data folder)
     res = kdlib("--profile", "full", "--allow-dirty")

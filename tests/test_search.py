@@ -1,12 +1,12 @@
-"""The student-recipe search (kdlib.search): its grids, recipes, and failures kept as results."""
+"""The student-recipe search (kdlib.runs.search): its grids, recipes, and failures kept as results."""
 import pytest
 import torch
 
-import kdlib.experiments as kexp
-from kdlib import search
-from kdlib.checks import TrainingDiverged
-from kdlib.recipes import Optimiser, student_recipe
-from kdlib.spec import Member
+import kdlib.runs.experiments as kexp
+from kdlib.runs import search
+from kdlib.core.checks import TrainingDiverged
+from kdlib.runs.recipes import Optimiser, student_recipe
+from kdlib.core.spec import Member
 
 
 def test_stage_one_brackets_wide_learning_rate_grids_for_each_family():
@@ -71,7 +71,7 @@ def test_a_member_that_diverges_is_recorded_and_the_rest_of_its_stack_trains_aga
 
 
 def test_divergence_and_collapse_name_the_members_that_failed():
-    from kdlib.checks import TrainingCollapsed, check_collapse, check_divergence
+    from kdlib.core.checks import TrainingCollapsed, check_collapse, check_divergence
     w = torch.zeros(3, 4, 5)
     w[2, 0, 0] = float("nan")
     with pytest.raises(TrainingDiverged) as e:

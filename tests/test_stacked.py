@@ -1,4 +1,4 @@
-"""A stack of K members computes what K separate runs compute (kdlib.train, kdlib.models).
+"""A stack of K members computes what K separate runs compute (kdlib.core.train, kdlib.core.models).
 
 Sweeps (Section 3: temperatures, hard-label weights, seeds) train as one stacked model; the
 results are only valid if each member is exactly the network it would have been alone.
@@ -10,9 +10,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from kdlib.models import MLP
-from kdlib.spec import Member, TrainSpec
-from kdlib.train import predict_logits, train
+from kdlib.core.models import MLP
+from kdlib.core.spec import Member, TrainSpec
+from kdlib.core.train import predict_logits, train
 
 N_TRAIN, N_TEST = 600, 1000
 #: Shared by every member: the teacher recipe's dropout, max-norm and jitter, scaled down.

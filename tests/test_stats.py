@@ -1,10 +1,10 @@
-"""Paired comparisons and seed summaries (kdlib.stats) against hand-computed values."""
+"""Paired comparisons and seed summaries (kdlib.analysis.stats) against hand-computed values."""
 import math
 
 import numpy as np
 import pytest
 
-from kdlib.stats import (discordant_counts, format_mean_sd, mcnemar_exact, mean_sd,
+from kdlib.analysis.stats import (discordant_counts, format_mean_sd, mcnemar_exact, mean_sd,
                          paired_difference_ci)
 
 
@@ -89,7 +89,7 @@ def test_format_mean_sd():
 
 
 def test_a_p_value_near_the_level_is_never_printed_as_the_level_itself():
-    from kdlib.results import p_text
+    from kdlib.analysis.results import p_text
     assert p_text(0.0123) == "0.012" and p_text(0.5, with_p=True) == "p = 0.5"
     assert p_text(0.0497) == "0.0497" and p_text(0.0503) == "0.0503"
     assert p_text(0.049996) == "0.049996" and p_text(0.05) == "0.05"

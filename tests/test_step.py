@@ -1,11 +1,11 @@
-"""The hand-written step (kdlib.step) against autograd and torch.optim: one update, every option."""
+"""The hand-written step (kdlib.core.step) against autograd and torch.optim: one update, every option."""
 import pytest
 import torch
 from torch import nn
 
-from kdlib.losses import distillation_loss_and_grad, stacked_distillation_loss
-from kdlib.models import MLP
-from kdlib.step import Step, clip_grad_norm_
+from kdlib.core.losses import distillation_loss_and_grad, stacked_distillation_loss
+from kdlib.core.models import MLP
+from kdlib.core.step import Step, clip_grad_norm_
 
 
 def _batch(k=2, b=16, c=10, seed=0):

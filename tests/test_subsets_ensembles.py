@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from kdlib.ensembles import ensemble_log_probabilities, ensemble_probabilities, ensemble_teacher_logits
-from kdlib.subsets import stratified_subset
+from kdlib.core.ensembles import ensemble_log_probabilities, ensemble_probabilities, ensemble_teacher_logits
+from kdlib.core.subsets import stratified_subset
 
 
 def labels_10_20_70():

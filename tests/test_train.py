@@ -4,10 +4,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from kdlib.models import MLP, parameter_count
-from kdlib.evaluate import count_errors
-from kdlib.spec import Member, TrainSpec
-from kdlib.train import predict_logits, train
+from kdlib.core.models import MLP, parameter_count
+from kdlib.core.evaluate import count_errors
+from kdlib.core.spec import Member, TrainSpec
+from kdlib.core.train import predict_logits, train
 
 SMALL = TrainSpec(widths=(64, 64), epochs=3, batch_size=50, lr=0.1, checkpoint_every=1)
 
@@ -133,7 +133,7 @@ def test_mlp_shapes_and_parameter_count():
 
 
 def test_learning_rate_schedule():
-    from kdlib.spec import learning_rate
+    from kdlib.core.spec import learning_rate
     spec = TrainSpec(epochs=4, lr=0.2, warmup_epochs=1)
     lrs = [learning_rate(spec, s, 10) for s in range(40)]
     assert lrs[0] == pytest.approx(0.02) and lrs[9] == pytest.approx(0.2)  # linear warm-up

@@ -1,8 +1,8 @@
-"""The verdict rules (kdlib.verdicts): each decides on the numbers a plausible bug would change."""
+"""The verdict rules (kdlib.analysis.verdicts): each decides on the numbers a plausible bug would change."""
 import numpy as np
 import pytest
 
-from kdlib import verdicts as v
+from kdlib.analysis import verdicts as v
 
 
 def test_count_within_two_sd_of_the_seeds_replicates():

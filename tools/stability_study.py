@@ -27,14 +27,14 @@ from pathlib import Path
 
 import torch
 
-import kdlib.train as train_module
-from kdlib.data import load_mnist
-from kdlib.checks import TrainingCollapsed, TrainingDiverged
-from kdlib.experiments import load_teacher
-from kdlib.io import read_json, write_json
-from kdlib.provenance import provenance
-from kdlib.catalogue import configs_for
-from kdlib.train import predict_logits, train
+import kdlib.core.train as train_module
+from kdlib.core.data import load_mnist
+from kdlib.core.checks import TrainingCollapsed, TrainingDiverged
+from kdlib.runs.experiments import load_teacher
+from kdlib.core.io import read_json, write_json
+from kdlib.runs.provenance import provenance
+from kdlib.runs.catalogue import configs_for
+from kdlib.core.train import predict_logits, train
 
 #: A clip this large never rescales (scale = min(1, c / norm) = 1 exactly): it measures the
 #: gradient norms of the unclipped recipe bit-identically.
@@ -42,7 +42,7 @@ MEASURE_ONLY = 1e30
 
 
 class NormRecorder:
-    """Wraps kdlib.train.clip_grad_norm_ to count, per epoch, the steps whose norm exceeded c."""
+    """Wraps kdlib.core.train.clip_grad_norm_ to count, per epoch, the steps whose norm exceeded c."""
 
     def __init__(self, threshold: float):
         self.threshold, self.norms = threshold, []

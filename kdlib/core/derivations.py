@@ -14,7 +14,7 @@ from .losses import softmax_with_temperature
 def symbolic_softmax(logits, temperature) -> list:
     """Eq. 1 as ``sympy`` expressions: ``q_i = exp(z_i/T) / sum_j exp(z_j/T)``.
 
-    Deliberately independent of ``kdlib.losses.softmax_with_temperature`` (which is torch
+    Deliberately independent of ``kdlib.core.losses.softmax_with_temperature`` (which is torch
     code): chapter 1 differentiates it symbolically to check Eq. 2 from first principles.
     """
     import sympy as sp
@@ -24,7 +24,7 @@ def symbolic_softmax(logits, temperature) -> list:
 
 
 def exact_gradient(student_logits, teacher_logits, temperature) -> np.ndarray:
-    """Eq. 2: ``dC/dz_i = (1/T)(q_i - p_i)`` per case, from ``kdlib.losses``'s softmax."""
+    """Eq. 2: ``dC/dz_i = (1/T)(q_i - p_i)`` per case, from ``kdlib.core.losses``'s softmax."""
     q = softmax_with_temperature(torch.as_tensor(student_logits), temperature)
     p = softmax_with_temperature(torch.as_tensor(teacher_logits), temperature)
     return ((q - p) / temperature).numpy()

@@ -31,11 +31,11 @@ before choosing. A run that diverges or collapses is a result: it is recorded
 """
 from __future__ import annotations
 
-from .io import read_json
+from ..core.io import read_json
 from .protocols import RECIPE
 from .recipes import (DISTILL_TEMPERATURE, TEMPERATURES, Optimiser, RunConfig, _profile_spec, budget,
                       student_recipe)
-from .spec import Member
+from ..core.spec import Member
 
 SEARCH_EPOCHS = 30
 SEARCH_SEEDS = (0, 1)
@@ -48,7 +48,7 @@ LONG_EPOCHS = 500
 #: its 500 epochs (120.5 after 30 epochs in stage 2, 136-139 from epoch 300 on), so the
 #: budget became a grid of its own, bracketing stage 2's 30 on both sides.
 STAGE3_EPOCHS = (15, 30, 60, 120, LONG_EPOCHS)
-#: The recipe number the search's runs carry (``RunConfig.protocol``; kdlib.protocols).
+#: The recipe number the search's runs carry (``RunConfig.protocol``; kdlib.runs.protocols).
 SEARCH_PROTOCOL = RECIPE.number
 
 STAGE1 = tuple([Optimiser("sgd", lr) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)]
@@ -146,7 +146,7 @@ def shard(configs: list[RunConfig], i: int, n: int) -> list[RunConfig]:
 
 def run_search(configs, *, results_dir="results", log=print, **kwargs) -> list[dict]:
     """Load or train the configs (those of one student and teacher stacked); a run that
-    diverges or collapses is recorded as such (``kdlib.experiments.FailedRun``).
+    diverges or collapses is recorded as such (``kdlib.runs.experiments.FailedRun``).
 
     Returns one record per config: ``{"name", "status": "done"|"diverged"|"collapsed",
     "errors": final validation errors or None, "curve": errors after each epoch}``.
@@ -308,10 +308,10 @@ def _hard(hard_weight) -> str:
 
 
 def main(argv=None) -> int:
-    """``python -m kdlib.search STAGE [--profile P] [--shard I/N] [--results-dir D]``, or
-    ``python -m kdlib.search table``: every run so far and each stage's best (never trains)."""
+    """``python -m kdlib.runs.search STAGE [--profile P] [--shard I/N] [--results-dir D]``, or
+    ``python -m kdlib.runs.search table``: every run so far and each stage's best (never trains)."""
     import argparse
-    p = argparse.ArgumentParser(prog="python -m kdlib.search", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m kdlib.runs.search", description=__doc__.split("\n\n")[0])
     p.add_argument("stage", choices=(*map(str, STAGES), "table"))
     p.add_argument("--profile", default="full")
     p.add_argument("--shard", default="0/1", help="I/N: every N-th run from the I-th (one per core)")
@@ -320,7 +320,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.stage == "table":
-        from .tables import markdown_table
+        from ..core.tables import markdown_table
         rows = search_table(args.results_dir, args.profile)
         print(markdown_table(*search_markdown_rows(rows)))
         for stage in (1, 2, 3):

@@ -43,7 +43,7 @@ def ensemble_probabilities(logits, temperature: float = 1.0) -> torch.Tensor:
 def ensemble_teacher_logits(logits, temperature: float) -> torch.Tensor:
     """Teacher logits v (N, C), float32, with softmax(v / T) = mean_m softmax(z_m / T).
 
-    v = T log(mean_m softmax(z_m / T)): give them to ``kdlib.train.train`` as
+    v = T log(mean_m softmax(z_m / T)): give them to ``kdlib.core.train.train`` as
     ``teacher_logits`` with members at the same temperature T.
     """
     return (temperature * ensemble_log_probabilities(logits, temperature)).to(torch.float32)

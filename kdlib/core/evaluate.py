@@ -1,7 +1,7 @@
 """Counting errors: test errors, per-class errors, confusion matrices (Section 3), and the
 test examples that show dark knowledge (Section 2: a 2 that looks like a 3 or like a 7).
 
-The bias shift of the omitted-digit experiments is in ``kdlib.bias_shift``.
+The bias shift of the omitted-digit experiments is in ``kdlib.analysis.bias_shift``.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every run is one ``RunConfig`` (architecture and optimiser ``TrainSpec``, the member's seed
 and loss, the transfer set, the teacher it distils from, the profile); its hash names its
-artifact (``kdlib.experiments``). The recipes are one block of constants; a profile is a
+artifact (``kdlib.runs.experiments``). The recipes are one block of constants; a profile is a
 row of ``PROFILES`` (a ``Budget``: how many training images and epochs, which sweep grids),
 not a branch in the config builders.
 """
@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 
-from . import ARTIFACT_VERSION
+from .. import ARTIFACT_VERSION
 from .protocols import LOW_HARD_WEIGHT, protocol
-from .spec import Member, TrainSpec, fingerprint
-from .transfer import TransferSet
+from ..core.spec import Member, TrainSpec, fingerprint
+from ..core.transfer import TransferSet
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
 SWEEP_WIDTHS = (800, 300, 30)
@@ -30,7 +30,7 @@ TEACHER = TrainSpec(widths=(1200, 1200), epochs=60, batch_size=128, lr=0.1, mome
 #: Students: no regularisation at all, un-jittered data (Section 3).
 STUDENT = TrainSpec(widths=(800, 800), epochs=40, batch_size=128, lr=0.1, momentum=0.9)
 #: Distillation: T = 20 (Section 3); the hard-label weight is the student recipe's, chosen on
-#: the validation split (``kdlib.protocols``), not the paper's "considerably lower weight".
+#: the validation split (``kdlib.runs.protocols``), not the paper's "considerably lower weight".
 DISTILL_TEMPERATURE, SOFT_WEIGHT, HARD_WEIGHT = 20.0, 1.0, protocol().hard_weight
 #: Distilled students warm the learning rate up over 2 epochs: the soft-target gradient T (q - p)
 #: is up to T times a hard-label one (without, a T = 20 omitted-3 student collapsed in epoch 1).
@@ -51,7 +51,7 @@ PAPER_TEACHER = TrainSpec(widths=(1200, 1200), epochs=1000, batch_size=100, lr=1
                           checkpoint_every=10)
 @dataclass(frozen=True)
 class Optimiser:
-    """A student optimiser of the recipe search (kdlib.search): "sgd" (momentum 0.9, cosine
+    """A student optimiser of the recipe search (kdlib.runs.search): "sgd" (momentum 0.9, cosine
     decay after a 2-epoch warm-up), "adam" (the same schedule) or "hinton2012" (the teacher's
     schedule of Hinton et al. 2012: momentum 0.5 rising to 0.99 over 500 epochs, step
     (1 - p) lr 0.998^epoch, N(0, 0.01^2) weights, batch 100), at learning rate ``lr``."""
@@ -133,14 +133,14 @@ class RunConfig:
     profile: str
     spec: TrainSpec
     member: Member
-    transfer: str = "all"          # kdlib.transfer: "all", "drop:3", "keep:7,8", ...
+    transfer: str = "all"          # kdlib.core.transfer: "all", "drop:3", "keep:7,8", ...
     teacher_seed: int | None = None
     train_size: int | None = None  # None: all 60,000
     validation: bool = False       # train on the first 50,000, test on the last 10,000
     store_weights: bool = False
     logits_dtype: str = "float32"
     teacher_epochs: int | None = None  # kept for the identity of earlier recipes' runs
-    #: the student recipe a student was trained by (``kdlib.protocols``: 3; runs of the recipes
+    #: the student recipe a student was trained by (``kdlib.runs.protocols``: 3; runs of the recipes
     #: it replaced carry 1 or 2); 1 for the teachers, which no student recipe shapes
     protocol: int = 1
 
@@ -246,7 +246,7 @@ def sweep_settings() -> tuple[float, int]:
 def baseline_configs(profile, seeds, validation=False):
     """Hard-label students of the sweep widths other than 2x800, by the distilled recipe's
     optimiser and epochs: the baseline each width's temperature sweep is compared with (the
-    2x800 one is the ``student`` experiment; ``kdlib.results.hard_label_students``)."""
+    2x800 one is the ``student`` experiment; ``kdlib.analysis.results.hard_label_students``)."""
     return [RunConfig("baseline", f"w{w}-hard-s{s}", spec=_profile_spec(distill_spec(w), profile),
                       member=Member(seed=s), protocol=protocol().number, **_common(profile, validation))
             for w in budget(profile).sweep_widths if w != STUDENT.widths[0] for s in seeds]
@@ -288,7 +288,7 @@ def omitted_low_hard_weight_configs(profile, seeds, validation=False):
             for kind, transfer in (("omit3", "drop:3"), ("only78", "keep:7,8")) for s in seeds]
 
 
-#: The experiments of Section 3 by name (``kdlib.catalogue`` adds the studies of chapters 7-9).
+#: The experiments of Section 3 by name (``kdlib.runs.catalogue`` adds the studies of chapters 7-9).
 SECTION_3: dict[str, Callable] = {
     "student": student_configs,
     "distilled": distilled_configs,

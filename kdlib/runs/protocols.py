@@ -1,12 +1,12 @@
 """The student recipe: how every distilled student of the book learns from its teacher
-(Sections 2-3), chosen by the staged search on the validation split (``kdlib.search``).
+(Sections 2-3), chosen by the staged search on the validation split (``kdlib.runs.search``).
 
 The paper gives no student optimiser, learning rate, epochs or hard-label weight. These were
 chosen on the validation split (teacher and students trained on the first 50,000 training
 images, errors counted on the last 10,000) before any test-set run used them; ``python -m
-kdlib.search table`` prints every run of the search. Every student distils from the
-paper-recipe teacher of its own seed (``kdlib.recipes.PAPER_TEACHER``). The two recipes the
-book reported before this one, and why they were replaced, are in ``kdlib.history``.
+kdlib.runs.search table`` prints every run of the search. Every student distils from the
+paper-recipe teacher of its own seed (``kdlib.runs.recipes.PAPER_TEACHER``). The two recipes the
+book reported before this one, and why they were replaced, are in ``kdlib.runs.history``.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class Protocol:
 
     ``number``: 3, stored in every student's config (its artifacts sit under ``protocol-3/``,
     beside the runs of the recipes it replaced); ``optimiser``: (family, learning rate) of the
-    distilled students (``kdlib.recipes.Optimiser``); ``width_lrs``: ((width, learning rate),
+    distilled students (``kdlib.runs.recipes.Optimiser``); ``width_lrs``: ((width, learning rate),
     ...) for widths with a rate of their own; ``hard_weight`` and ``student_epochs``: the
     distilled students'; ``label_recipe``: ((family, learning rate), epochs) of the label-only
     2x800 student; ``test_hard_weights``: the test-set hard-weight sweep.

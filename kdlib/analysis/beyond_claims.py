@@ -2,7 +2,7 @@
 
 The paper measured these on speech (Sections 4 and 6, frame accuracy) and on JFT (Section 5,
 top-1 accuracy), so no MNIST count can match its numbers: every row is a comparison, decided
-by the **better** rule of ``kdlib.verdicts`` (McNemar's exact test on the test digits pooled
+by the **better** rule of ``kdlib.analysis.verdicts`` (McNemar's exact test on the test digits pooled
 over seeds), with the paper's own comparison as its "paper" value and, where the paper states
 a share of a gain, ours beside it (reported, not a verdict). Each function takes the runs
 (``RunResult``) a chapter already holds, so chapters 7-9 and the results chapter show the
@@ -15,8 +15,8 @@ import torch
 
 from . import verdicts
 from .claims import better_than
-from .experiments import RunResult
-from .recipes import DEFAULT_SEEDS
+from ..runs.experiments import RunResult
+from ..runs.recipes import DEFAULT_SEEDS
 from .results import correct, load_available, p_text, resolve_results_dir, seed_of
 from .stats import format_mean_sd
 
@@ -156,11 +156,11 @@ def beyond_claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_S
                         test_labels=None) -> list[dict]:
     """Every row above from the studies' artifacts (never trains); rows whose runs are
     missing say so. The ensemble is of ``beyond.ensemble_members`` (mean probability, T = 1)."""
-    from . import beyond
-    from .ensembles import ensemble_probabilities
-    from .experiments import ArtifactError, load_artifact
+    from ..runs import beyond
+    from ..core.ensembles import ensemble_probabilities
+    from ..runs.experiments import ArtifactError, load_artifact
     if test_labels is None:
-        from .data import load_mnist
+        from ..core.data import load_mnist
         test_labels = load_mnist().test_labels.numpy()
     results_dir = resolve_results_dir(results_dir)
     rows = soft_target_rows(load_available("soft_targets", profile, seeds, results_dir), test_labels)

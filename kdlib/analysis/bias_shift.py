@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import _check_classes
-from .evaluate import _as_tensor, per_class_errors
-from .experiments import RunResult
+from ..core.data import _check_classes
+from ..core.evaluate import _as_tensor, per_class_errors
+from ..runs.experiments import RunResult
 from .results import seed_of
 
 #: Bias shifts searched: raise the 3 (omit3), lower the 7 and 8 (only78).

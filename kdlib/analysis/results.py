@@ -8,7 +8,7 @@ missing), and every table says which profile, seeds, code and machine produced i
 Loading, by level: an experiment's runs with ``load_or_run`` (trains what is missing),
 ``load_available`` (never trains) and ``load_failures`` (runs that diverged or collapsed); a
 list of configs with ``load_existing``; one config's artifact with
-``kdlib.experiments.load_artifact``; a run of an earlier recipe with ``kdlib.history.load``.
+``kdlib.runs.experiments.load_artifact``; a run of an earlier recipe with ``kdlib.runs.history.load``.
 """
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import protocols
-from .experiments import FailedRun, RunResult, artifact_path, load_artifact, load_failure, run_configs
-from .catalogue import EXPERIMENTS, configs_for
-from .tables import html_table, markdown_table  # noqa: F401 (the chapters call results.markdown_table)
-from .recipes import DEFAULT_SEEDS, PAPER_TEACHER
-from .io import ArtifactError
-from .models import parameter_count
+from ..runs import protocols
+from ..runs.experiments import FailedRun, RunResult, artifact_path, load_artifact, load_failure, run_configs
+from ..runs.catalogue import EXPERIMENTS, configs_for
+from ..core.tables import html_table, markdown_table  # noqa: F401 (the chapters call results.markdown_table)
+from ..runs.recipes import DEFAULT_SEEDS, PAPER_TEACHER
+from ..core.io import ArtifactError
+from ..core.models import parameter_count
 from .verdicts import ALPHA
 
 log = logging.getLogger("kdlib")
@@ -34,7 +34,7 @@ log = logging.getLogger("kdlib")
 
 def default_results_dir() -> Path:
     """``<repository root>/results``, found from this package's location."""
-    return Path(__file__).resolve().parent.parent / "results"
+    return Path(__file__).resolve().parents[2] / "results"
 
 
 def resolve_results_dir(results_dir=None) -> Path:
@@ -68,7 +68,7 @@ def hard_label_students(profile: str = "full", seeds=DEFAULT_SEEDS, *, results_d
     experiment, and where it leaves out the 2x800 (protocol 3: the same recipe), the
     ``student`` experiment's runs, so that one set of runs is the 2x800 baseline everywhere."""
     runs = load_or_run("baseline", profile, seeds, results_dir=results_dir, device=device, force=force)
-    from .recipes import budget
+    from ..runs.recipes import budget
     have = {int(c.spec.widths[0]) for c in configs_for("baseline", profile, seeds)}
     if any(w in budget(profile).sweep_widths and w not in have
            for w in (int(c.spec.widths[0]) for c in configs_for("student", profile, seeds))):
@@ -207,14 +207,14 @@ def correct(run_or_logits, labels) -> np.ndarray:
 
 def _search_runs(profile, results_dir):
     """The student-recipe search's runs (validation split; they chose the reported recipe)."""
-    from .search import search_configs
+    from ..runs.search import search_configs
     return load_existing(search_configs(profile), resolve_results_dir(results_dir))
 
 
 def provenance_rows(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS) -> list[dict]:
     """One row per available run behind the book's results (test-set runs, then validation-split
     runs, the student-recipe search last): what made it, how long it took, what it computed.
-    The runs of earlier recipes are ``kdlib.history.superseded_runs``."""
+    The runs of earlier recipes are ``kdlib.runs.history.superseded_runs``."""
     rows = []
     for validation in (False, True):
         for name in [*EXPERIMENTS, *(["student_search"] if validation else [])]:
@@ -267,7 +267,7 @@ def gpu_hours_estimate(rows: list[dict], tflops: float = GPU_TFLOPS,
 def compute_table(reported: list[dict], superseded: list[dict]) -> tuple[list[str], list[list]]:
     """(header, rows): training hours measured on the CPU and minutes estimated for one GPU
     (``gpu_hours_estimate``) by experiment, then all reported runs, then the superseded ones
-    (``kdlib.history.superseded_runs``)."""
+    (``kdlib.runs.history.superseded_runs``)."""
     def row(name, rows):
         return [name, len(rows), f"{total_compute_hours(rows):.2f}",
                 f"{60 * gpu_hours_estimate(rows):.1f}"]
@@ -329,8 +329,8 @@ def clipped_share_curves(runs: list[RunResult]) -> dict[str, dict[str, np.ndarra
 
 def recipe_table() -> tuple[list[str], list[list[str]]]:
     """(header, rows) of chapter 2's recipe table: the teacher, the hard-label student and the
-    distilled student (``kdlib.protocols``), read from the specs."""
-    from .recipes import DISTILL_TEMPERATURE, SOFT_WEIGHT, distill_spec
+    distilled student (``kdlib.runs.protocols``), read from the specs."""
+    from ..runs.recipes import DISTILL_TEMPERATURE, SOFT_WEIGHT, distill_spec
     p = protocols.protocol()
     teacher = PAPER_TEACHER
     distilled = distill_spec()

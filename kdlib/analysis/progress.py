@@ -79,7 +79,7 @@ def run_progress(configs, results_dir) -> dict[str, dict]:
     """How far each run of ``configs`` has got, by run name: ``{"seed", "validation", "epoch",
     "epochs", "test_errors", "finished"}`` from its artifact when finished, else from its
     checkpoint (``experiments.training_progress``); runs not started are left out."""
-    from . import experiments  # experiments -> recipes -> ...: import when used
+    from ..runs import experiments  # experiments -> recipes -> ...: import when used
     out = {}
     for cfg in configs:
         try:

@@ -1,5 +1,5 @@
-"""Every experiment by name: Section 3's (``kdlib.recipes``) and the studies of chapters 7-9
-(``kdlib.beyond``), and the one way to build an experiment's run configs."""
+"""Every experiment by name: Section 3's (``kdlib.runs.recipes``) and the studies of chapters 7-9
+(``kdlib.runs.beyond``), and the one way to build an experiment's run configs."""
 from __future__ import annotations
 
 from typing import Callable

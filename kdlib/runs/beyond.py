@@ -4,10 +4,10 @@
   fraction of the training images, hard labels against the teacher's soft targets, both with
   the same number of updates as on all the data.
 * ``ensemble`` (Section 4): students distilled from one teacher and from the ensemble of the
-  teachers (averaged softened distributions, ``kdlib.ensembles``); the hard-label students
+  teachers (averaged softened distributions, ``kdlib.core.ensembles``); the hard-label students
   are the ``student`` experiment's.
 * ``specialists`` (Section 5): a 2x800 generalist on hard labels, and specialists
-  initialised from it on enriched transfer sets with a dustbin class (``kdlib.specialists``);
+  initialised from it on enriched transfer sets with a dustbin class (``kdlib.core.specialists``);
   their combination is computed when the results are read (``combined_probabilities``).
 
 Every run is a ``StudyConfig``: a ``RunConfig`` that also names, with their config hashes,
@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-if TYPE_CHECKING:  # kdlib.experiments imports kdlib.recipes, which registers these studies
+if TYPE_CHECKING:  # kdlib.runs.experiments imports kdlib.runs.recipes, which registers these studies
     from .experiments import RunResult
 from .recipes import (DISTILL_TEMPERATURE, STUDENT, RunConfig, budget, distill_member, distill_spec,
                       paper_teacher_configs, protocol)
-from .spec import Member, TrainSpec
-from .specialists import combine_specialists, confusable_groups
-from .train import predict_logits
-from .transfer import TransferSet
+from ..core.spec import Member, TrainSpec
+from ..core.specialists import combine_specialists, confusable_groups
+from ..core.train import predict_logits
+from ..core.transfer import TransferSet
 
 # ----------------------------------------------------------------------------- choices
 #: The soft-targets study records test errors after every epoch on this class-stratified

@@ -205,7 +205,7 @@ def class_mask(labels: torch.Tensor, classes) -> torch.Tensor:
 
 
 def transfer_mask(labels: torch.Tensor, transfer: str) -> torch.Tensor:
-    """Which training examples form the transfer set (``kdlib.transfer``): "all", "drop:3"
+    """Which training examples form the transfer set (``kdlib.core.transfer``): "all", "drop:3"
     (Section 3: 'omitting all examples of 3') or "keep:7,8" ('only 7s and 8s')."""
     t = TransferSet.parse(transfer)
     if t.kind == "all":

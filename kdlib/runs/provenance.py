@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
+from .. import __version__
 
 
 def git_commit() -> str:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10).stdout.strip()
@@ -31,7 +31,7 @@ class DirtyTreeError(RuntimeError):
 def dirty_files() -> list[str]:
     """The files under kdlib/ with uncommitted changes (``git status --porcelain``); [] if clean
     or not a git checkout."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         out = subprocess.run(["git", "status", "--porcelain", "--", "kdlib"], cwd=root,
                              capture_output=True, text=True, timeout=10).stdout
@@ -62,7 +62,7 @@ def lock_sha256(root: Path | None = None) -> str:
     """The first 16 hex characters of the SHA-256 of the whole lock file (``make lock``) in the
     repository root, header included (``sha256sum requirements-lock.txt | cut -c1-16``), or
     "none" when there is no lock file."""
-    root = Path(__file__).resolve().parent.parent if root is None else Path(root)
+    root = Path(__file__).resolve().parents[2] if root is None else Path(root)
     try:
         return hashlib.sha256((root / LOCK_FILE).read_bytes()).hexdigest()[:16]
     except OSError:

@@ -1,6 +1,6 @@
 """The student recipes this book reported before its current one, read from committed tables.
 
-The code builds only the book's recipe (``kdlib.protocols``). The earlier two, their claims,
+The code builds only the book's recipe (``kdlib.runs.protocols``). The earlier two, their claims,
 their choices and their runs were frozen into ``results/history/`` when they left the code:
 ``recipes.csv`` (each recipe, when it was reported, why it was replaced), ``claims_by_recipe.csv``
 (every Section 3 claim under each), ``second_recipe_choices.csv`` (the second recipe's
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .experiments import RunResult, read_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HISTORY_DIR = ROOT / "results" / "history"
 TABLES = ("recipes", "claims_by_recipe", "second_recipe_choices", "changes", "superseded_runs")
 
@@ -31,7 +31,7 @@ def table(name: str) -> tuple[list[str], list[list[str]]]:
 
 def superseded_runs() -> list[dict]:
     """Every run of an earlier recipe, one dict per run with numeric fields as numbers (the
-    same keys as ``kdlib.results.provenance_rows`` plus ``recipe`` and ``path``)."""
+    same keys as ``kdlib.analysis.results.provenance_rows`` plus ``recipe`` and ``path``)."""
     header, rows = table("superseded_runs")
     out = []
     for row in rows:

@@ -1,9 +1,9 @@
-"""Load or train the runs of the studies of ``kdlib.beyond`` (``python -m kdlib <study>``).
+"""Load or train the runs of the studies of ``kdlib.runs.beyond`` (``python -m kdlib <study>``).
 
 Like ``experiments.run_configs``: a run whose artifact matches its config is loaded, the others
 are trained (teachers and generalists they need first, through ``run_configs``) under a lock,
 and full-profile runs refuse a dirty ``kdlib/`` unless ``allow_dirty``. Students of one
-transfer set and one teacher train as one stack (``kdlib.train``); specialists, whose output
+transfer set and one teacher train as one stack (``kdlib.core.train``); specialists, whose output
 layer has its own size, train through the same loop from their generalist's weights
 (``train(initial=...)``), with its checks and checkpoints.
 """
@@ -16,16 +16,17 @@ import torch
 
 from . import beyond as bd
 from . import experiments as ex
-from .data import MNIST, load_mnist
-from .ensembles import ensemble_teacher_logits
-from .io import ArtifactError, exclusive_lock
+from ..core.data import MNIST, load_mnist
+from ..core.ensembles import ensemble_teacher_logits
+from ..core.io import ArtifactError, exclusive_lock
 from .provenance import check_clean_tree
-from .specialists import dustbin_correction, dustbin_labels, enriched_indices, specialist_from_generalist
-from .transfer import TransferSet
-from .subsets import stratified_subset
+from ..core.specialists import (dustbin_correction, dustbin_labels, enriched_indices,
+                                specialist_from_generalist)
+from ..core.transfer import TransferSet
+from ..core.subsets import stratified_subset
 from .catalogue import configs_for
 from .recipes import DEFAULT_SEEDS, RunConfig
-from .train import resolve_device, train
+from ..core.train import resolve_device, train
 
 
 def _pending(configs, results_dir, force, log):
@@ -46,7 +47,7 @@ def run_study(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, de
               results_dir="results", force: bool = False, progress: bool = True,
               data: MNIST | None = None, data_root=None, verify_data: bool = True, log=print,
               allow_dirty: bool = False, validation: bool = False) -> list[ex.RunResult]:
-    """Every run of a study (``kdlib.beyond.CONFIGS``), loaded or trained, in config order."""
+    """Every run of a study (``kdlib.runs.beyond.CONFIGS``), loaded or trained, in config order."""
     if experiment not in bd.CONFIGS:
         raise ValueError(f"unknown study {experiment!r}; choose one of {', '.join(bd.CONFIGS)}")
     if validation:

@@ -7,8 +7,8 @@ losses are summed on the device so the host syncs once per epoch. Several member
 (seeds, temperatures, loss weights) of one architecture train together as one stacked
 model; each member draws its initialisation, data order, jitter and dropout from its own
 generators, so a stack computes what separate runs would. One step (forward, the
-distillation loss, backward, update) is ``kdlib.step``; the recipe is ``kdlib.spec``; the
-end-of-epoch checks are ``kdlib.checks``.
+distillation loss, backward, update) is ``kdlib.core.step``; the recipe is ``kdlib.core.spec``; the
+end-of-epoch checks are ``kdlib.core.checks``.
 
 Checkpoints are written atomically every ``checkpoint_every`` epochs with every RNG state;
 a killed run resumes from the last one to the same result as an uninterrupted run.
@@ -33,7 +33,7 @@ from .models import MLP
 from .spec import Member, TrainSpec, checkpoint_identity, hinton2012_schedule, learning_rate
 from .step import Step, compute_dtype
 
-#: Runs with at least this many steps compile the update (kdlib.step): about 16 s to compile
+#: Runs with at least this many steps compile the update (kdlib.core.step): about 16 s to compile
 #: on this project's CPU, repaid after about 20 epochs of a 2x800 student
 #: (benchmarks/README.md).
 COMPILE_MIN_STEPS = 10_000
@@ -304,9 +304,9 @@ def train(images: torch.Tensor, labels: torch.Tensor, spec: TrainSpec,
     resumption; the checkpoint then holds that epoch). ``compile`` (default: for runs of at
     least ``COMPILE_MIN_STEPS`` steps) fuses the parameter update with torch.compile.
     ``check_collapse``: after every epoch from the ``COLLAPSE_MIN_STEPS``-th update on, once
-    the warm-up is over (``kdlib.checks.collapse_check_due``), raise ``TrainingCollapsed``
+    the warm-up is over (``kdlib.core.checks.collapse_check_due``), raise ``TrainingCollapsed``
     (the epoch is not checkpointed) when a member predicts one class for almost everything
-    (``kdlib.checks.collapse_report``; judged on the eval images, else on up to 2000
+    (``kdlib.core.checks.collapse_report``; judged on the eval images, else on up to 2000
     training images).
     """
     from tqdm.auto import tqdm

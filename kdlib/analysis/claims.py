@@ -3,7 +3,7 @@
 One row per MNIST claim of Hinton, Vinyals & Dean (2015), Section 3: the teacher, student
 and distilled error counts, the distilled student's gain, the temperature and capacity
 claims, the hard-label weight, and the omitted-digit transfer sets (with the bias shift of
-``kdlib.bias_shift``). The verdict rules themselves are in ``kdlib.verdicts``; this module
+``kdlib.analysis.bias_shift``). The verdict rules themselves are in ``kdlib.analysis.verdicts``; this module
 only gathers the numbers each rule is applied to, so the notebook that shows an experiment
 and the results chapter that tabulates all of them cannot disagree.
 """
@@ -13,9 +13,9 @@ import numpy as np
 
 from . import verdicts
 from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
-from .experiments import RunResult
-from .protocols import protocol
-from .recipes import DEFAULT_SEEDS
+from ..runs.experiments import RunResult
+from ..runs.protocols import protocol
+from ..runs.recipes import DEFAULT_SEEDS
 from .results import (correct, load_available, load_existing, markdown_table, p_text, resolve_results_dir,
                       seed_of)
 from .stats import format_mean_sd, mcnemar_exact, paired_difference_ci
@@ -165,14 +165,14 @@ def best_hard_weight(runs: list[RunResult]) -> tuple[float, float]:
 def validation_hard_weight_sweep(results_dir=None, profile: str = "full") -> list[RunResult]:
     """The hard-weight sweep on the validation split (train on 50,000, count errors on the
     last 10,000 training images) that chose the recipe's hard weight: the student-recipe
-    search's stage 2 for the chosen optimiser (``kdlib.search``); never trains."""
+    search's stage 2 for the chosen optimiser (``kdlib.runs.search``); never trains."""
     return load_existing(_searched_hard_weight_configs(profile), resolve_results_dir(results_dir))
 
 
 def validation_hard_weight_failures(results_dir=None, profile: str = "full") -> list[float]:
     """The hard weights of the validation sweep (search stage 2, the chosen optimiser) at which
     a run diverged or collapsed: a result, and a bracket of the choice like a worse value."""
-    from .experiments import load_failure
+    from ..runs.experiments import load_failure
     folder = resolve_results_dir(results_dir)
     return sorted({c.member.hard_weight for c in _searched_hard_weight_configs(profile)
                    if load_failure(c, folder) is not None})
@@ -180,8 +180,8 @@ def validation_hard_weight_failures(results_dir=None, profile: str = "full") -> 
 
 def _searched_hard_weight_configs(profile: str) -> list:
     """The runs of search stage 2 with the recipe's optimiser, distilled (not labels only)."""
-    from . import search
-    from .recipes import Optimiser
+    from ..runs import search
+    from ..runs.recipes import Optimiser
     setting = Optimiser(*protocol().optimiser)
     return [search.search_config(setting, h, search.SEARCH_EPOCHS, seed, profile)
             for s, h, _, _, _ in search.stage_grid(2) if s == setting and h is not None
@@ -194,7 +194,7 @@ def _verdict(ok) -> str:
 
 
 def _count_row(claim, paper, ours, scale=1.0, decimals=1):
-    """A numeric claim: the paper's value within our mean ± 2 sd (``kdlib.verdicts``)."""
+    """A numeric claim: the paper's value within our mean ± 2 sd (``kdlib.analysis.verdicts``)."""
     if not ours:
         return {"claim": claim, "paper": f"{paper:g}", "ours": "missing", "replicated": "not run",
                 "rule": "count"}
@@ -212,7 +212,7 @@ def claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
     Labels default to the MNIST test and training labels.
     """
     if test_labels is None or train_labels is None:
-        from .data import load_mnist
+        from ..core.data import load_mnist
         data = load_mnist()
         test_labels = data.test_labels.numpy() if test_labels is None else test_labels
         train_labels = data.train_labels.numpy() if train_labels is None else train_labels
@@ -370,7 +370,7 @@ def _omitted_rows(omit3, only78, test_labels, train_labels) -> list[dict]:
 
 
 def claims_markdown(rows: list[dict], claims_of: str = "Section 3") -> str:
-    """The claims table, then the verdict rule of each kind of row (``kdlib.verdicts``); a row
+    """The claims table, then the verdict rule of each kind of row (``kdlib.analysis.verdicts``); a row
     keeps its own ``number`` (``claims_table``'s) when a filtered table shows it."""
     table = markdown_table(["#", f"Claim ({claims_of})", "Paper", "Ours (mean ± sd over seeds)",
                             "Replicated", "Rule"],

@@ -1,6 +1,6 @@
 """Does the running environment match ``requirements-lock.txt``?
 
-``python -m kdlib.envcheck`` compares ``pip freeze --exclude-editable`` of the interpreter that
+``python -m kdlib.runs.envcheck`` compares ``pip freeze --exclude-editable`` of the interpreter that
 runs it (the project's ``.venv`` under ``make``) with the lock file written by ``make lock``, and
 exits 1 with one line per package that differs (locked vs installed version, locked but not
 installed, installed but not locked) and the command that fixes it. ``make test`` runs it through
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .provenance import LOCK_FILE
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IGNORED = frozenset({"kdlib", "pip", "setuptools", "wheel", "distribute"})
 FIX = ("Fix: `rm -rf .venv && make venv` (a fresh venv with exactly the locked versions; plain "
        "`make venv` is enough after a pull that changed the lock, because the venv stamp "
@@ -105,7 +105,7 @@ def check(lock: Path | None = None, freeze_text: str | None = None) -> list[str]
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kdlib.envcheck",
+    ap = argparse.ArgumentParser(prog="python -m kdlib.runs.envcheck",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--lock", type=Path, default=ROOT / LOCK_FILE,
                     help="lock file (default: %(default)s)")

@@ -1,15 +1,15 @@
 """What the paper leaves open about its MNIST students, and what the book's recipe chose
-(``kdlib.protocols``), for the results chapter's table."""
+(``kdlib.runs.protocols``), for the results chapter's table."""
 from __future__ import annotations
 
-from .protocols import protocol
-from .search import HARD_WEIGHTS, STAGE3_EPOCHS
+from ..runs.protocols import protocol
+from ..runs.search import HARD_WEIGHTS, STAGE3_EPOCHS
 
 
 def protocol_choices() -> list[tuple[str, str, str]]:
     """(what the paper leaves open, our choice, why), for the results chapter; values read from
-    the recipes and ``kdlib.protocols``."""
-    from . import recipes as rc
+    the recipes and ``kdlib.runs.protocols``."""
+    from ..runs import recipes as rc
     p = protocol()
     d = rc.distill_spec()
     teacher = rc.PAPER_TEACHER

@@ -4,7 +4,7 @@ The teacher recipe the paper cites (Hinton et al. 2012) is dropout, max-norm and
 784-1200-1200-10 ReLU net; a step is
 
     forward    h_0 = x * m_0,   a_l = h_{l-1} W_l + b_l,   h_l = relu(a_l) * m_l
-    loss       kdlib.losses.distillation_loss_and_grad on the logits a_L (float32)
+    loss       kdlib.core.losses.distillation_loss_and_grad on the logits a_L (float32)
     backward   g_L = dloss/da_L (written out, Eq. 2);   dW_l = h_{l-1}^T g_l,   db_l = sum_b g_l,
                g_{l-1} = (g_l W_l^T) * [a_{l-1} > 0] * m_{l-1}
     clip       optionally each member's whole gradient to L2 norm <= max_grad_norm

@@ -38,7 +38,7 @@ class TrainSpec:
     jitter: int = 0
     checkpoint_every: int = 5
     warmup_epochs: int = 0  # linear learning-rate warm-up before the cosine decay
-    #: GEMM precision: "float32", or "bfloat16" with float32 master weights (kdlib.step)
+    #: GEMM precision: "float32", or "bfloat16" with float32 master weights (kdlib.core.step)
     precision: str = "float32"
     #: "cosine": lr decays to 0 along a cosine, constant momentum. "hinton2012": Hinton et al.
     #: (2012, App. A): per epoch e, momentum p_e rises linearly from ``momentum`` to

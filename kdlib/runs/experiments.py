@@ -1,4 +1,4 @@
-"""Load-or-train artifacts of the runs of Section 3 (configs: ``kdlib.recipes``).
+"""Load-or-train artifacts of the runs of Section 3 (configs: ``kdlib.runs.recipes``).
 
 A run's artifact is ``<results>/<profile>/<experiment>/<name>.json`` (config, metrics,
 provenance) with ``.npz`` test logits and, for teachers, ``.pt`` weights; all written
@@ -7,7 +7,7 @@ existing artifact is loaded instead of retrained unless ``force``; a corrupt or 
 artifact is reported by name and retrained, never used.
 
 Runs of one architecture and transfer set that are pending together are trained as one
-stacked model (``kdlib.train``), finished members are never retrained.
+stacked model (``kdlib.core.train``), finished members are never retrained.
 """
 from __future__ import annotations
 
@@ -17,18 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import TrainingFailed, TrainingDiverged
-from .data import MNIST, load_mnist, transfer_mask
-from .evaluate import confusion_matrix, count_errors, per_class_errors
-from .io import (ArtifactError, check_writable, exclusive_lock, read_json, read_npz, read_torch, write_json,
-                 write_npz, write_torch)
-from .models import MLP
+from ..core.checks import TrainingFailed, TrainingDiverged
+from ..core.data import MNIST, load_mnist, transfer_mask
+from ..core.evaluate import confusion_matrix, count_errors, per_class_errors
+from ..core.io import (ArtifactError, check_writable, exclusive_lock, read_json, read_npz, read_torch,
+                       write_json, write_npz, write_torch)
+from ..core.models import MLP
 from .provenance import check_clean_tree, provenance
 from .catalogue import configs_for
 from .recipes import DEFAULT_SEEDS, RunConfig, teacher_config_of
-from . import ARTIFACT_VERSION
-from .spec import fingerprint
-from .train import predict_logits, resolve_device, train
+from .. import ARTIFACT_VERSION
+from ..core.spec import fingerprint
+from ..core.train import predict_logits, resolve_device, train
 
 
 @dataclass
@@ -129,7 +129,7 @@ def load_artifact(cfg: RunConfig, results_dir) -> RunResult:
 
 def read_run(path) -> RunResult:
     """The artifact at ``path`` without a config to build (a run of an earlier recipe, listed in
-    ``kdlib.history``); ArtifactError if it is missing, corrupt, or its config does not hash to
+    ``kdlib.runs.history``); ArtifactError if it is missing, corrupt, or its config does not hash to
     the ``config_hash`` it was saved with."""
     path = Path(path)
     if not path.exists():
@@ -210,7 +210,7 @@ def run_configs(configs: list[RunConfig], *, device="cpu", results_dir="results"
     trained again without it.
 
     Profile "full" runs are not trained from a working tree with uncommitted changes to
-    kdlib/ (``kdlib.provenance.DirtyTreeError``) unless ``allow_dirty``. A group of runs
+    kdlib/ (``kdlib.runs.provenance.DirtyTreeError``) unless ``allow_dirty``. A group of runs
     trains under an exclusive lock (``<results_dir>/checkpoints/<name>.lock``): a second
     process asked for the same runs waits, then loads what the first one wrote.
     """

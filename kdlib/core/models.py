@@ -7,7 +7,7 @@ from its own seed, so a stack computes exactly what its members would compute ap
 
 Regularisation follows the dropout recipe the paper cites (Hinton et al., 2012):
 dropout on the input and hidden units and a max-norm bound on each unit's incoming weights
-(enforced after every update by ``kdlib.step``).
+(enforced after every update by ``kdlib.core.step``).
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ class MLP(nn.Module):
 
     @classmethod
     def of(cls, spec, seeds: Sequence[int] = (0,)) -> "MLP":
-        """The stack of ``len(seeds)`` networks a ``kdlib.spec.TrainSpec`` describes."""
+        """The stack of ``len(seeds)`` networks a ``kdlib.core.spec.TrainSpec`` describes."""
         return cls(spec.widths, num_models=len(seeds), input_dropout=spec.input_dropout,
                    hidden_dropout=spec.hidden_dropout, max_norm=spec.max_norm, seeds=seeds,
                    init_std=spec.init_std)
@@ -143,7 +143,7 @@ class MLP(nn.Module):
 
 def _dropout(h: torch.Tensor, p: float, generators, k: int) -> torch.Tensor:
     """Inverted dropout with one mask per member, each drawn from that member's generator by
-    the training step's own draw (``kdlib.step.member_masks``): one dropout path in kdlib."""
+    the training step's own draw (``kdlib.core.step.member_masks``): one dropout path in kdlib."""
     if h.dim() == 2:
         h = h.unsqueeze(0) if k == 1 else h.expand(k, *h.shape)
     return h * member_masks(h.shape[1:], p, generators, h.device, h.dtype)
