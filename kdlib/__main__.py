@@ -8,8 +8,8 @@ import sys
 
 from .runs.beyond import CONFIGS as STUDIES
 from .runs.beyond_run import run_study
-from .runs.experiments import run_experiment
 from .runs.catalogue import EXPERIMENTS
+from .runs.experiments import run_experiment
 from .runs.recipes import DEFAULT_SEEDS, PROFILES
 
 

@@ -81,3 +81,27 @@ def test_verdict_sentence_agrees_in_number():
                                       "rule of the results chapter (claim 2); 1 has no runs yet.")
     rows = [{"replicated": "yes"}, {"replicated": "yes"}]
     assert verdict_sentence(rows).endswith("2 replicate by the rule of the results chapter (claims 1, 2).")
+
+
+def test_parity_rows_read_the_parity_runs_in_the_order_given(tmp_path):
+    import json
+
+    from kdlib.analysis.results import parity_rows
+    row = {"student": "distilled", "bfloat16_errors": [120, 125], "float32_errors": [122, 121],
+           "difference_of_means": 1.0, "seed_sd_float32": 0.7, "pooled_mcnemar": {"p_value": 0.5}}
+    for name, hard_weight in (("t.json", None), ("s.json", 10.0)):
+        (tmp_path / name).write_text(json.dumps({"hard_weight": hard_weight, "epochs": 100,
+                                                 "rows": [row]}))
+    header, rows, p = parity_rows([tmp_path / "t.json", tmp_path / "s.json"])
+    assert header[0] == "Run" and p == [0.5, 0.5]
+    assert rows[0][:2] == ["paper-recipe teacher, 100 epochs", "120, 125"]
+    assert rows[1][0] == "2x800 student, distilled, 100 epochs" and rows[1][3] == "+1.0 (seed sd 0.7)"
+
+
+def test_superseded_runs_group_by_recipe_and_experiment_in_table_order():
+    from kdlib.runs import history
+    rows = history.superseded_runs()
+    groups = history.by_recipe_and_experiment(rows)
+    assert sum(len(g) for _, _, g in groups) == len(rows)
+    assert groups[0][:2] == (rows[0]["recipe"], rows[0]["experiment"])
+    assert all(r["recipe"] == rec and r["experiment"] == exp for rec, exp, g in groups for r in g)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import verdicts
-from .claims import better_than
 from ..runs.experiments import RunResult
 from ..runs.recipes import DEFAULT_SEEDS
+from . import verdicts
+from .claims import better_than
 from .results import correct, load_available, p_text, resolve_results_dir, seed_of
 from .stats import format_mean_sd
 
@@ -156,8 +156,8 @@ def beyond_claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_S
                         test_labels=None) -> list[dict]:
     """Every row above from the studies' artifacts (never trains); rows whose runs are
     missing say so. The ensemble is of ``beyond.ensemble_members`` (mean probability, T = 1)."""
-    from ..runs import beyond
     from ..core.ensembles import ensemble_probabilities
+    from ..runs import beyond
     from ..runs.experiments import ArtifactError, load_artifact
     if test_labels is None:
         from ..core.data import load_mnist

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import verdicts
-from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
 from ..runs.experiments import RunResult
 from ..runs.protocols import protocol
 from ..runs.recipes import DEFAULT_SEEDS
-from .results import (correct, load_available, load_existing, markdown_table, p_text, resolve_results_dir,
-                      seed_of)
+from . import verdicts
+from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
+from .results import (
+    correct,
+    load_available,
+    load_existing,
+    markdown_table,
+    p_text,
+    resolve_results_dir,
+    seed_of,
+)
 from .stats import format_mean_sd, mcnemar_exact, paired_difference_ci
 
 #: Numbers reported in Section 3 of Hinton, Vinyals & Dean (2015).

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runs import protocols
-from ..runs.experiments import FailedRun, RunResult, artifact_path, load_artifact, load_failure, run_configs
-from ..runs.catalogue import EXPERIMENTS, configs_for
-from ..core.tables import html_table, markdown_table  # noqa: F401 (the chapters call results.markdown_table)
-from ..runs.recipes import DEFAULT_SEEDS, PAPER_TEACHER
 from ..core.io import ArtifactError
 from ..core.models import parameter_count
+from ..core.tables import html_table, markdown_table  # noqa: F401 (the chapters call results.markdown_table)
+from ..runs import protocols
+from ..runs.catalogue import EXPERIMENTS, configs_for
+from ..runs.experiments import FailedRun, RunResult, artifact_path, load_artifact, load_failure, run_configs
+from ..runs.recipes import DEFAULT_SEEDS, PAPER_TEACHER
 from .verdicts import ALPHA
 
 log = logging.getLogger("kdlib")
@@ -393,3 +393,25 @@ def mean_logit_sd(runs: list[RunResult]) -> float | None:
     """Seed mean of the standard deviation of each run's stored test logits: how large a
     teacher's logits are (chapter 6: the soft-target gradient grows with them); None: no run."""
     return float(np.mean([r.logits().std() for r in runs])) if runs else None
+
+
+def parity_rows(paths) -> tuple[list[str], list[list[str]], list[float]]:
+    """(header, rows, pooled p-values) of the bfloat16-vs-float32 parity runs written by
+    ``benchmarks/parity.py`` (one JSON file each in ``paths``): per run, the errors of each seed
+    in both precisions, the difference of the means against the float32 seed sd, the pooled
+    McNemar p."""
+    import json
+    rows, p_values = [], []
+    for path in paths:
+        doc = json.loads(Path(path).read_text())
+        teacher = doc["hard_weight"] is None
+        for r in doc["rows"]:
+            name = "paper-recipe teacher" if teacher else f"2x800 student, {r['student']}"
+            p = r["pooled_mcnemar"]["p_value"]
+            rows.append([f"{name}, {doc['epochs']} epochs", ", ".join(map(str, r["bfloat16_errors"])),
+                         ", ".join(map(str, r["float32_errors"])),
+                         f"{r['difference_of_means']:+.1f} (seed sd {r['seed_sd_float32']:.1f})",
+                         p_text(p)])
+            p_values.append(p)
+    return (["Run", "bfloat16 errors (per seed)", "float32 errors", "difference of means",
+             "pooled p"], rows, p_values)

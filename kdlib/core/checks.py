@@ -14,6 +14,7 @@ import torch
 
 from .io import ArtifactError, read_torch
 
+
 class TrainingFailed(RuntimeError):
     """A run that cannot go on; ``members``: the indices of the stack's members that failed
     (the others were still training well)."""

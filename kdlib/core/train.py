@@ -26,7 +26,8 @@ from typing import Sequence
 import torch
 
 from .checks import COLLAPSE_SAMPLE, check_collapse, check_divergence, collapse_check_due
-from .data import jitter as jitter_batch, to_float
+from .data import jitter as jitter_batch
+from .data import to_float
 from .evaluate import count_errors
 from .io import ArtifactError, read_torch, write_torch
 from .models import MLP

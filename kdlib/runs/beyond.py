@@ -24,12 +24,20 @@ import torch
 
 if TYPE_CHECKING:  # kdlib.runs.experiments imports kdlib.runs.recipes, which registers these studies
     from .experiments import RunResult
-from .recipes import (DISTILL_TEMPERATURE, STUDENT, RunConfig, budget, distill_member, distill_spec,
-                      paper_teacher_configs, protocol)
 from ..core.spec import Member, TrainSpec
 from ..core.specialists import combine_specialists, confusable_groups
 from ..core.train import predict_logits
 from ..core.transfer import TransferSet
+from .recipes import (
+    DISTILL_TEMPERATURE,
+    STUDENT,
+    RunConfig,
+    budget,
+    distill_member,
+    distill_spec,
+    paper_teacher_configs,
+    protocol,
+)
 
 # ----------------------------------------------------------------------------- choices
 #: The soft-targets study records test errors after every epoch on this class-stratified

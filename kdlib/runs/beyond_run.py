@@ -14,19 +14,23 @@ from pathlib import Path
 
 import torch
 
-from . import beyond as bd
-from . import experiments as ex
 from ..core.data import MNIST, load_mnist
 from ..core.ensembles import ensemble_teacher_logits
 from ..core.io import ArtifactError, exclusive_lock
-from .provenance import check_clean_tree
-from ..core.specialists import (dustbin_correction, dustbin_labels, enriched_indices,
-                                specialist_from_generalist)
-from ..core.transfer import TransferSet
+from ..core.specialists import (
+    dustbin_correction,
+    dustbin_labels,
+    enriched_indices,
+    specialist_from_generalist,
+)
 from ..core.subsets import stratified_subset
-from .catalogue import configs_for
-from .recipes import DEFAULT_SEEDS, RunConfig
 from ..core.train import resolve_device, train
+from ..core.transfer import TransferSet
+from . import beyond as bd
+from . import experiments as ex
+from .catalogue import configs_for
+from .provenance import check_clean_tree
+from .recipes import DEFAULT_SEEDS, RunConfig
 
 
 def _pending(configs, results_dir, force, log):

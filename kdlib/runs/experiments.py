@@ -17,18 +17,27 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.checks import TrainingFailed, TrainingDiverged
+from .. import ARTIFACT_VERSION
+from ..core.checks import TrainingDiverged, TrainingFailed
 from ..core.data import MNIST, load_mnist, transfer_mask
 from ..core.evaluate import confusion_matrix, count_errors, per_class_errors
-from ..core.io import (ArtifactError, check_writable, exclusive_lock, read_json, read_npz, read_torch,
-                       write_json, write_npz, write_torch)
+from ..core.io import (
+    ArtifactError,
+    check_writable,
+    exclusive_lock,
+    read_json,
+    read_npz,
+    read_torch,
+    write_json,
+    write_npz,
+    write_torch,
+)
 from ..core.models import MLP
-from .provenance import check_clean_tree, provenance
-from .catalogue import configs_for
-from .recipes import DEFAULT_SEEDS, RunConfig, teacher_config_of
-from .. import ARTIFACT_VERSION
 from ..core.spec import fingerprint
 from ..core.train import predict_logits, resolve_device, train
+from .catalogue import configs_for
+from .provenance import check_clean_tree, provenance
+from .recipes import DEFAULT_SEEDS, RunConfig, teacher_config_of
 
 
 @dataclass

@@ -57,3 +57,11 @@ def runs(recipe: str, experiment: str, names=None) -> list[RunResult]:
         raise ValueError(f"no superseded runs of {recipe!r} in {experiment!r}"
                          + (f" named {sorted(names)}" if names else ""))
     return [load(r) for r in rows]
+
+
+def by_recipe_and_experiment(rows: list[dict]) -> list[tuple[str, str, list[dict]]]:
+    """``superseded_runs`` grouped: (recipe, experiment, its rows), in the table's order."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["recipe"], r["experiment"]), []).append(r)
+    return [(recipe, experiment, group) for (recipe, experiment), group in groups.items()]

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
-
 from .. import ARTIFACT_VERSION
-from .protocols import LOW_HARD_WEIGHT, protocol
 from ..core.spec import Member, TrainSpec, fingerprint
 from ..core.transfer import TransferSet
+from .protocols import LOW_HARD_WEIGHT, protocol
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
 SWEEP_WIDTHS = (800, 300, 30)

@@ -32,10 +32,17 @@ before choosing. A run that diverges or collapses is a result: it is recorded
 from __future__ import annotations
 
 from ..core.io import read_json
-from .protocols import RECIPE
-from .recipes import (DISTILL_TEMPERATURE, TEMPERATURES, Optimiser, RunConfig, _profile_spec, budget,
-                      student_recipe)
 from ..core.spec import Member
+from .protocols import RECIPE
+from .recipes import (
+    DISTILL_TEMPERATURE,
+    TEMPERATURES,
+    Optimiser,
+    RunConfig,
+    _profile_spec,
+    budget,
+    student_recipe,
+)
 
 SEARCH_EPOCHS = 30
 SEARCH_SEEDS = (0, 1)
