@@ -6,7 +6,7 @@ its own layer or one below):
   loss and its gradient (losses, derivations; Section 2, equations 1-4), one training step
   (step), the loop and its checks (train, checks), error counts (evaluate), atomic files (io),
   tables, and the building blocks of Sections 4-6 (subsets, ensembles, specialists)
-* ``kdlib.runs``: the student recipe (protocols), every experiment's run configs (recipes,
+* ``kdlib.runs``: the student recipe (student_recipe), every experiment's run configs (recipes,
   beyond, catalogue), the search that chose the recipe (search), running and storing runs
   (experiments, beyond_run, provenance), the earlier recipes' runs (history), envcheck
 * ``kdlib.analysis``: loading runs (results), statistics and verdicts (stats, verdicts), the
@@ -17,8 +17,9 @@ its own layer or one below):
 __version__ = "0.1.0"
 #: Part of every run's config hash: bump when a change alters what a run computes (older
 #: artifacts are then retrained), or migrate the artifacts when only the config's form changes
-#: (version 2: every field in the config, none left out at its default).
-ARTIFACT_VERSION = 2
+#: (version 2: every field in the config, none left out at its default; version 3: the config
+#: holds no recipe number and no teacher epochs, the code building one student recipe).
+ARTIFACT_VERSION = 3
 
 from .core.losses import distillation_loss, logit_matching_loss, softmax_with_temperature  # noqa: E402
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from kdlib.runs import beyond as bd
-from kdlib.runs.protocols import protocol
+from kdlib.runs.student_recipe import RECIPE
 from kdlib.runs.catalogue import EXPERIMENTS, configs_for
 
 
@@ -19,13 +19,13 @@ def test_registered_and_sized():
 def test_soft_targets_pairs_differ_only_in_the_loss_and_keep_the_updates():
     """With the book's student recipe (hard weight, student epochs) and teacher."""
     # 1/f times the epochs: 120 -> 4000 at 3%, warm-up 2 -> 67
-    p = protocol()
+    p = RECIPE
     runs = {c.name: c for c in configs_for("soft_targets", "full")}
     hard, soft = runs["f3-hard-s1"], runs["f3-soft-s1"]
     assert hard.spec == soft.spec and hard.transfer == soft.transfer == "subset:0.03"
     assert hard.spec.epochs == 4000 and hard.spec.warmup_epochs == 67
     assert hard.member.soft_weight == 0 and soft.member.temperature == 20
-    assert soft.member.hard_weight == p.hard_weight and soft.protocol == p.number == 3
+    assert soft.member.hard_weight == p.hard_weight
     assert bd.curve_every(soft) == 33 and bd.curve_every(runs["f100-soft-s1"]) == 1
     teacher = bd.study_teacher_configs("full", [1])[0]
     assert soft.sources == (bd.ref(teacher),) and hard.sources == ()

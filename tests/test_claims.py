@@ -12,7 +12,7 @@ from kdlib.analysis.bias_shift import prior_matching_shift
 from kdlib.analysis.claims import best_temperature, gap_recovered
 from kdlib.core.evaluate import contrasting_examples
 from kdlib.runs.experiments import RunResult, artifact_path, load_artifact
-from kdlib.runs.protocols import RECIPE
+from kdlib.runs.student_recipe import RECIPE
 from kdlib.runs.catalogue import EXPERIMENTS, configs_for
 from kdlib.analysis.results import default_results_dir, markdown_table
 
@@ -82,24 +82,34 @@ def test_best_hard_weight_uses_seed_means_and_the_lowest_among_ties():
 
 
 RESULTS = default_results_dir()
-COMMITTED = sorted(p for p in RESULTS.glob("*/*/*.json") if p.parent.parent.name != "checkpoints")
+#: Every committed run's JSON (at any depth: the student recipe's runs sit one folder down).
+COMMITTED = sorted(p for p in RESULTS.glob("*/**/*.json")
+                   if "checkpoints" not in p.parts and p.parent.name != "studies")
 
 
 def test_every_committed_artifact_matches_a_current_config():
     """A recipe change that would orphan committed runs (their config hash) fails here: every
     committed artifact is made by a current config, or is a run of an earlier recipe listed in
-    the committed history (``kdlib.runs.history``)."""
+    the committed history (``kdlib.runs.history``); a recorded failure is of a current config."""
     from kdlib.runs import history
-    assert len(COMMITTED) > 30
+    from kdlib.runs.experiments import load_failure
+    from kdlib.runs.search import search_configs
+    assert len(COMMITTED) > 600
     superseded = {(RESULTS.parent / r["path"]) for r in history.superseded_runs()}
     configs = {}
-    for profile_dir in {p.parent.parent for p in COMMITTED}:
+    for profile_dir in {RESULTS / p.relative_to(RESULTS).parts[0] for p in COMMITTED}:
         profile, _, validation = profile_dir.name.partition("-")
         for experiment in EXPERIMENTS:
             made = configs_for(experiment, profile, range(10), validation == "validation")
             configs.update((artifact_path(cfg, RESULTS), cfg) for cfg in made)
+        if validation:
+            configs.update((artifact_path(cfg, RESULTS), cfg) for cfg in search_configs(profile))
     for path in COMMITTED:
         if path in superseded:
+            continue
+        if path.name.endswith(".failed.json"):
+            cfg = configs.get(path.with_name(path.name.replace(".failed", "")))
+            assert cfg is not None and load_failure(cfg, RESULTS) is not None, path
             continue
         assert path in configs, f"{path}: no current config makes this artifact"
         load_artifact(configs[path], RESULTS)  # raises on a hash mismatch

@@ -122,7 +122,7 @@ torch.save({"model": res.model.state_dict(), "history": res.history,
             "resumed_from_epoch": res.resumed_from_epoch}, out)
 """
 
-# A smoke-profile temperature sweep of protocol 1 (teacher seed 0, widths 300 and 30, three
+# A smoke-profile temperature sweep (teacher seed 0, widths 300 and 30, three
 # temperatures) through kdlib.runs.experiments, shrunk to 600 images and 2 epochs. With
 # pause_after > 0 it stops after that many artifacts were saved, writes the marker and sleeps
 # until it is killed.
@@ -302,14 +302,14 @@ def test_reruns_with_the_same_seed_are_bit_identical(subset, tmp_path, tiny_smok
 def test_a_student_trains_its_paper_teacher_first_and_is_stored_under_its_recipe(
         subset, tmp_path, tiny_smoke):
     """A distilled student whose teacher has no artifact makes it first (the paper-recipe
-    teacher of its seed), distils from it, and is stored under protocol-3/; loading it again
-    finds the same artifact."""
+    teacher of its seed), distils from it, and is stored in the student recipe's folder;
+    loading it again finds the same artifact."""
     data, _ = subset
     quiet = dict(results_dir=tmp_path, data=data, progress=False, log=lambda message: None)
     cfg = catalogue.configs_for("distilled", "smoke", [0])[0]
     student = ex.run_configs([cfg], **quiet)[0]
     assert student.path == tmp_path / "smoke" / "protocol-3" / "distilled" / "distilled-T20-s0.json"
     assert (tmp_path / "smoke" / "paper_teacher" / "paper-teacher-s0.json").exists()
-    assert student.config["protocol"] == 3 and student.config["spec"]["max_grad_norm"] is None
+    assert "protocol" not in student.config and student.config["spec"]["max_grad_norm"] is None
     assert student.config["teacher_seed"] == 0
     assert ex.load_artifact(cfg, tmp_path).path == student.path

@@ -5,23 +5,28 @@ from pathlib import Path
 import pytest
 
 from kdlib.core.io import ArtifactError
-from kdlib.runs.protocols import LOW_HARD_WEIGHT, RECIPE
 from kdlib.runs.catalogue import EXPERIMENTS, configs_for
+from kdlib.runs.student_recipe import LOW_HARD_WEIGHT, RECIPE
 from kdlib.runs.recipes import DEFAULT_SEEDS, PAPER_TEACHER, TEMPERATURES, teacher_config_of
 
 
 def test_every_student_distils_from_the_paper_teacher_of_its_own_seed():
     """Every distilled run learns from chapter 6's teacher of its own seed, by the searched
-    recipe (no clipping), and is stored under protocol-3/ beside the runs it superseded."""
+    recipe (no clipping), and is stored in the student recipe's folder; teachers and
+    specialists are not."""
     from kdlib.runs.experiments import artifact_path
     sweep = configs_for("temperature", "full", [0, 1, 2])
     assert len(sweep) == 3 * len(TEMPERATURES) * 3
     assert {(c.member.seed, c.teacher_seed) for c in sweep} == {(0, 0), (1, 1), (2, 2)}
-    assert {c.spec.max_grad_norm for c in sweep} == {None} and {c.protocol for c in sweep} == {3}
+    assert {c.spec.max_grad_norm for c in sweep} == {None} 
     teacher = teacher_config_of(sweep[0])
     assert teacher.experiment == "paper_teacher" and teacher.spec == PAPER_TEACHER
     assert str(artifact_path(sweep[0], "R")).startswith("R/full/protocol-3/temperature/")
-    assert not str(artifact_path(teacher, "R")).startswith("R/full/protocol-")
+    assert str(artifact_path(teacher, "R")) == "R/full/paper_teacher/paper-teacher-s0.json"
+    specialist = configs_for("specialists", "full", [0])[0]
+    assert str(artifact_path(specialist, "R")).startswith("R/full/specialists/")
+    validation = configs_for("distilled", "full", [0], validation=True)[0]
+    assert str(artifact_path(validation, "R")).startswith("R/full-validation/protocol-3/distilled/")
     # the recipe's choices are the recipe of every run that uses them
     for experiment in ("distilled", "omit3", "only78", "soft_only", "omitted_low_hw", "capacity"):
         made = configs_for(experiment, "full", [0, 1])

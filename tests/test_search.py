@@ -24,7 +24,7 @@ def test_every_search_run_is_a_distinct_validation_run_from_the_validation_teach
     configs = search.stage_configs(1)
     assert len({c.hash for c in configs}) == len({c.name for c in configs}) == len(configs)
     assert all(c.validation and c.teacher_seed == 0 and c.member.temperature == 20.0
-               and c.spec.max_grad_norm is None and c.protocol == search.SEARCH_PROTOCOL
+               and c.spec.max_grad_norm is None
                for c in configs)
     with pytest.raises(ValueError, match="validation split only"):
         search.search_configs(validation=False)

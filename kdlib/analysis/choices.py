@@ -1,16 +1,16 @@
 """What the paper leaves open about its MNIST students, and what the book's recipe chose
-(``kdlib.runs.protocols``), for the results chapter's table."""
+(``kdlib.runs.student_recipe``), for the results chapter's table."""
 from __future__ import annotations
 
-from ..runs.protocols import protocol
+from ..runs.student_recipe import RECIPE
 from ..runs.search import HARD_WEIGHTS, STAGE3_EPOCHS
 
 
 def protocol_choices() -> list[tuple[str, str, str]]:
     """(what the paper leaves open, our choice, why), for the results chapter; values read from
-    the recipes and ``kdlib.runs.protocols``."""
+    the recipes and ``kdlib.runs.student_recipe``."""
     from ..runs import recipes as rc
-    p = protocol()
+    p = RECIPE
     d = rc.distill_spec()
     teacher = rc.PAPER_TEACHER
     optimiser = ({"sgd": f"SGD, momentum {d.momentum:g}", "adam": "Adam"}.get(d.optimizer, d.optimizer)

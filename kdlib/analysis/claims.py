@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..runs.experiments import RunResult
-from ..runs.protocols import protocol
+from ..runs.student_recipe import RECIPE
 from ..runs.recipes import DEFAULT_SEEDS
 from . import verdicts
 from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
@@ -189,7 +189,7 @@ def _searched_hard_weight_configs(profile: str) -> list:
     """The runs of search stage 2 with the recipe's optimiser, distilled (not labels only)."""
     from ..runs import search
     from ..runs.recipes import Optimiser
-    setting = Optimiser(*protocol().optimiser)
+    setting = Optimiser(*RECIPE.optimiser)
     return [search.search_config(setting, h, search.SEARCH_EPOCHS, seed, profile)
             for s, h, _, _, _ in search.stage_grid(2) if s == setting and h is not None
             for seed in search.SEARCH_SEEDS]

@@ -250,7 +250,7 @@ def errors_vs_shift(shifts, curves: dict[str, np.ndarray], marks: dict[str, floa
                     class_curves: dict[str, np.ndarray] | None = None,
                     class_label: str = "", total: int | None = None) -> Figure:
     """Test errors against the bias shift of the chosen classes (one line per seed), with the
-    shifts chosen by each protocol marked; optionally the errors on one class below.
+    shifts chosen by each rule marked; optionally the errors on one class below.
 
     With ``total`` (the number of test digits) the top panel shows the test error in percent
     of ``total`` on a linear axis instead of counts on a log axis."""

@@ -23,7 +23,7 @@ import numpy as np
 from ..core.io import ArtifactError
 from ..core.models import parameter_count
 from ..core.tables import html_table, markdown_table  # noqa: F401 (the chapters call results.markdown_table)
-from ..runs import protocols
+from ..runs.student_recipe import RECIPE
 from ..runs.catalogue import EXPERIMENTS, configs_for
 from ..runs.experiments import FailedRun, RunResult, artifact_path, load_artifact, load_failure, run_configs
 from ..runs.recipes import DEFAULT_SEEDS, PAPER_TEACHER
@@ -65,7 +65,7 @@ def load_or_run(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, 
 def hard_label_students(profile: str = "full", seeds=DEFAULT_SEEDS, *, results_dir=None,
                         device="cpu", force: bool = False) -> list[RunResult]:
     """The label-only student of every sweep width (``load_or_run``): the ``baseline``
-    experiment, and where it leaves out the 2x800 (protocol 3: the same recipe), the
+    experiment, and where it leaves out the 2x800, the
     ``student`` experiment's runs, so that one set of runs is the 2x800 baseline everywhere."""
     runs = load_or_run("baseline", profile, seeds, results_dir=results_dir, device=device, force=force)
     from ..runs.recipes import budget
@@ -329,9 +329,9 @@ def clipped_share_curves(runs: list[RunResult]) -> dict[str, dict[str, np.ndarra
 
 def recipe_table() -> tuple[list[str], list[list[str]]]:
     """(header, rows) of chapter 2's recipe table: the teacher, the hard-label student and the
-    distilled student (``kdlib.runs.protocols``), read from the specs."""
+    distilled student (``kdlib.runs.student_recipe``), read from the specs."""
     from ..runs.recipes import DISTILL_TEMPERATURE, SOFT_WEIGHT, distill_spec
-    p = protocols.protocol()
+    p = RECIPE
     teacher = PAPER_TEACHER
     distilled = distill_spec()
     student = configs_for("student", "full", [0])[0].spec

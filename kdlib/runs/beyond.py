@@ -36,7 +36,6 @@ from .recipes import (
     distill_member,
     distill_spec,
     paper_teacher_configs,
-    protocol,
 )
 
 # ----------------------------------------------------------------------------- choices
@@ -127,7 +126,7 @@ def soft_target_configs(profile, seeds, validation=False) -> list[StudyConfig]:
     out = []
     for f in fractions(profile):
         spec = scaled_spec(distill_spec(), profile, 1 / f)
-        common = dict(spec=spec, transfer=str(TransferSet("subset", fraction=f)), protocol=protocol().number,
+        common = dict(spec=spec, transfer=str(TransferSet("subset", fraction=f)),
                       **_data(profile, validation))
         for s in seeds:
             out.append(StudyConfig("soft_targets", f"f{100 * f:g}-hard-s{s}", member=Member(seed=s),
@@ -158,7 +157,7 @@ def ensemble_configs(profile, seeds, validation=False) -> list[StudyConfig]:
     """Per seed: the distilled 2x800 recipe from the teacher of that seed and from the ensemble."""
     members = ensemble_members(profile, validation)
     spec = scaled_spec(distill_spec(), profile)
-    common = dict(spec=spec, protocol=protocol().number, **_data(profile, validation))
+    common = dict(spec=spec, **_data(profile, validation))
     singles = study_teacher_configs(profile, seeds, validation)
     return ([StudyConfig("ensemble", f"from-teacher-s{s}", member=_distilled_member(s), teacher_seed=s,
                          sources=(ref(t),), **common) for s, t in zip(seeds, singles)]

@@ -108,10 +108,20 @@ def _record_failure(cfg: RunConfig, results_dir, error: TrainingFailed, log) -> 
     return FailedRun(cfg.to_dict(), record, path)
 
 
+#: Prefixes of the experiments whose runs the student recipe does not shape: the paper-recipe
+#: teachers (and the parity benchmark's), the specialists' runs (a scaled ``STUDENT``, Section 5).
+OUTSIDE_STUDENT_RECIPE = ("paper_teacher", "parity-teacher", "specialists")
+#: The folder, within a profile's, of every run the student recipe shapes. It keeps the name the
+#: runs were written under (this recipe was the project's third); the runs of the two recipes
+#: before it sit beside it and are read only through ``kdlib.runs.history``.
+STUDENT_RECIPE_FOLDER = "protocol-3"
+
+
 def artifact_path(cfg: RunConfig, results_dir) -> Path:
-    sub = f"{cfg.profile}-validation" if cfg.validation else cfg.profile
-    if cfg.protocol != 1:  # a later protocol's runs sit beside (never over) the ones they supersede
-        sub = f"{sub}/protocol-{cfg.protocol}"
+    """``<results>/<profile>[-validation]/[STUDENT_RECIPE_FOLDER/]<experiment>/<name>.json``."""
+    sub = Path(f"{cfg.profile}-validation" if cfg.validation else cfg.profile)
+    if not cfg.experiment.startswith(OUTSIDE_STUDENT_RECIPE):
+        sub = sub / STUDENT_RECIPE_FOLDER
     return Path(results_dir) / sub / cfg.experiment / f"{cfg.name}.json"
 
 

@@ -1,6 +1,6 @@
 """The student recipes this book reported before its current one, read from committed tables.
 
-The code builds only the book's recipe (``kdlib.runs.protocols``). The earlier two, their claims,
+The code builds only the book's recipe (``kdlib.runs.student_recipe``). The earlier two, their claims,
 their choices and their runs were frozen into ``results/history/`` when they left the code:
 ``recipes.csv`` (each recipe, when it was reported, why it was replaced), ``claims_by_recipe.csv``
 (every Section 3 claim under each), ``second_recipe_choices.csv`` (the second recipe's

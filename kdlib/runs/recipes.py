@@ -14,7 +14,7 @@ from typing import Callable
 from .. import ARTIFACT_VERSION
 from ..core.spec import Member, TrainSpec, fingerprint
 from ..core.transfer import TransferSet
-from .protocols import LOW_HARD_WEIGHT, protocol
+from .student_recipe import LOW_HARD_WEIGHT, RECIPE
 
 TEMPERATURES = (1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 8.0, 10.0, 20.0)
 SWEEP_WIDTHS = (800, 300, 30)
@@ -29,8 +29,8 @@ TEACHER = TrainSpec(widths=(1200, 1200), epochs=60, batch_size=128, lr=0.1, mome
 #: Students: no regularisation at all, un-jittered data (Section 3).
 STUDENT = TrainSpec(widths=(800, 800), epochs=40, batch_size=128, lr=0.1, momentum=0.9)
 #: Distillation: T = 20 (Section 3); the hard-label weight is the student recipe's, chosen on
-#: the validation split (``kdlib.runs.protocols``), not the paper's "considerably lower weight".
-DISTILL_TEMPERATURE, SOFT_WEIGHT, HARD_WEIGHT = 20.0, 1.0, protocol().hard_weight
+#: the validation split (``kdlib.runs.student_recipe``), not the paper's "considerably lower weight".
+DISTILL_TEMPERATURE, SOFT_WEIGHT, HARD_WEIGHT = 20.0, 1.0, RECIPE.hard_weight
 #: Distilled students warm the learning rate up over 2 epochs: the soft-target gradient T (q - p)
 #: is up to T times a hard-label one (without, a T = 20 omitted-3 student collapsed in epoch 1).
 DISTILL_WARMUP_EPOCHS = 2
@@ -81,16 +81,15 @@ def student_recipe(optimiser: Optimiser, epochs: int, width: int = 800) -> Train
 def distill_spec(width: int = 800, epochs: int | None = None) -> TrainSpec:
     """The 2x``width`` student of the student recipe: its optimiser (a width's own learning rate
     where it has one) for ``epochs`` (default: the recipe's)."""
-    p = protocol()
-    family, lr = p.optimiser
-    return student_recipe(Optimiser(family, dict(p.width_lrs).get(width, lr)),
-                          epochs or p.student_epochs, width)
+    family, lr = RECIPE.optimiser
+    return student_recipe(Optimiser(family, dict(RECIPE.width_lrs).get(width, lr)),
+                          epochs or RECIPE.student_epochs, width)
 
 
 def distill_member(seed: int, hard_weight: float | None = None,
                    temperature: float = DISTILL_TEMPERATURE) -> Member:
     """A distilled student's loss (Section 2): T^2-scaled soft term, the recipe's hard weight."""
-    hw = protocol().hard_weight if hard_weight is None else hard_weight
+    hw = RECIPE.hard_weight if hard_weight is None else hard_weight
     return Member(seed=seed, temperature=temperature, soft_weight=SOFT_WEIGHT, hard_weight=hw)
 
 
@@ -138,10 +137,6 @@ class RunConfig:
     validation: bool = False       # train on the first 50,000, test on the last 10,000
     store_weights: bool = False
     logits_dtype: str = "float32"
-    teacher_epochs: int | None = None  # kept for the identity of earlier recipes' runs
-    #: the student recipe a student was trained by (``kdlib.runs.protocols``: 3; runs of the recipes
-    #: it replaced carry 1 or 2); 1 for the teachers, which no student recipe shapes
-    protocol: int = 1
 
     def __post_init__(self):
         TransferSet.parse(self.transfer)  # a bad transfer set is named when the run is made
@@ -157,8 +152,8 @@ class RunConfig:
 
     def group_key(self):
         """Runs that can be trained together as one stacked model."""
-        return (self.spec, self.transfer, self.teacher_seed, self.teacher_epochs,
-                self.protocol, self.train_size, self.validation, self.profile)
+        return (self.spec, self.transfer, self.teacher_seed, self.train_size, self.validation,
+                self.profile)
 
 
 def budget(profile: str) -> Budget:
@@ -189,25 +184,23 @@ def paper_teacher_configs(profile, seeds, validation=False):
 
 def student_configs(profile, seeds, validation=False):
     """The 2x800 student on hard labels only, by the recipe chosen for it on the validation
-    split (``Protocol.label_recipe``, search stage 5)."""
-    p = protocol()
-    (family, lr), epochs = p.label_recipe
+    split (``StudentRecipe.label_recipe``, search stage 5)."""
+    (family, lr), epochs = RECIPE.label_recipe
     spec = _profile_spec(student_recipe(Optimiser(family, lr), epochs), profile)
     return [RunConfig("student", f"student-s{s}", spec=spec, member=Member(seed=s),
-                      protocol=p.number, **_common(profile, validation)) for s in seeds]
+                      **_common(profile, validation)) for s in seeds]
 
 
 def _distilled(experiment, name, profile, seed, validation, *, teacher_seed=None, width=800,
                temperature=DISTILL_TEMPERATURE, hard_weight=None, transfer="all",
-               epochs=None, logits_dtype="float32", teacher_epochs=None, jitter=0):
+               epochs=None, logits_dtype="float32", jitter=0):
     """A distilled student of the recipe; ``teacher_seed`` None: its own seed's;
     ``jitter``: the transfer set jittered, the teacher labelling every batch as it is seen."""
     spec = replace(_profile_spec(distill_spec(width, epochs), profile, epochs), jitter=jitter)
     return RunConfig(experiment, name, spec=spec,
                      member=distill_member(seed, hard_weight, temperature),
                      transfer=transfer, teacher_seed=seed if teacher_seed is None else teacher_seed,
-                     logits_dtype=logits_dtype, teacher_epochs=teacher_epochs,
-                     protocol=protocol().number, **_common(profile, validation))
+                     logits_dtype=logits_dtype, **_common(profile, validation))
 
 
 def distilled_configs(profile, seeds, validation=False):
@@ -238,8 +231,7 @@ def jittered_transfer_configs(profile, seeds, validation=False):
 
 def sweep_settings() -> tuple[float, int]:
     """The hard-label weight and epochs of the temperature sweep: the recipe's."""
-    p = protocol()
-    return p.hard_weight, p.student_epochs
+    return RECIPE.hard_weight, RECIPE.student_epochs
 
 
 def baseline_configs(profile, seeds, validation=False):
@@ -247,7 +239,7 @@ def baseline_configs(profile, seeds, validation=False):
     optimiser and epochs: the baseline each width's temperature sweep is compared with (the
     2x800 one is the ``student`` experiment; ``kdlib.analysis.results.hard_label_students``)."""
     return [RunConfig("baseline", f"w{w}-hard-s{s}", spec=_profile_spec(distill_spec(w), profile),
-                      member=Member(seed=s), protocol=protocol().number, **_common(profile, validation))
+                      member=Member(seed=s), **_common(profile, validation))
             for w in budget(profile).sweep_widths if w != STUDENT.widths[0] for s in seeds]
 
 
@@ -264,7 +256,7 @@ def hard_weight_configs(profile, seeds, validation=False):
     (on the validation split: from the validation teacher, seed 0's)."""
     return [_distilled("hard_weight", f"hw{h:g}-s{s}", profile, s, validation, hard_weight=h,
                        teacher_seed=seeds[0] if validation else None, logits_dtype="float16")
-            for h in budget(profile).hard_weights or protocol().test_hard_weights for s in seeds]
+            for h in budget(profile).hard_weights or RECIPE.test_hard_weights for s in seeds]
 
 
 def omit3_configs(profile, seeds, validation=False):

@@ -12,13 +12,13 @@ A staged search in the spirit of Google's tuning playbook, planned before it ran
 3. **Epochs** (``STAGE3``): the finalists for ``LONG_EPOCHS`` epochs, validation errors after
    every epoch (where each flattens), and for the budgets of ``STAGE3_EPOCHS`` (each its own
    cosine schedule).
-4. **Narrow students** (``STAGE4``, added after stages 1-3 chose protocol 3's recipe): the
+4. **Narrow students** (``STAGE4``, added after stages 1-3 chose the recipe): the
    chosen recipe's learning rate is a 2x800 student's; the 2x30 students of the temperature
    sweep (Section 3) collapsed with it at T = 1 to 2.5 on the test split. So each width of
    ``NARROW_WIDTHS`` gets its own rate: the chosen recipe (hard weight, epochs) at every
    temperature of the sweep, over a grid of rates; the rate with the fewest validation errors
    averaged over temperatures and seeds, among rates where no run failed, is that width's.
-5. **The label-only student** (``STAGE5``, added after protocol 3's test-set runs): stages 1-3
+5. **The label-only student** (``STAGE5``, added after the recipe's test-set runs): stages 1-3
    chose a recipe for distillation; the student it is compared with, the same 2x800 net on
    hard labels only, deserves a recipe chosen for labels, on the same split by the same rule.
    SGD over a rate grid at two budgets, and stage 2's best label-only setting (Adam) at both.
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from ..core.io import read_json
 from ..core.spec import Member
-from .protocols import RECIPE
+from .student_recipe import RECIPE
 from .recipes import (
     DISTILL_TEMPERATURE,
     TEMPERATURES,
@@ -55,8 +55,6 @@ LONG_EPOCHS = 500
 #: its 500 epochs (120.5 after 30 epochs in stage 2, 136-139 from epoch 300 on), so the
 #: budget became a grid of its own, bracketing stage 2's 30 on both sides.
 STAGE3_EPOCHS = (15, 30, 60, 120, LONG_EPOCHS)
-#: The recipe number the search's runs carry (``RunConfig.protocol``; kdlib.runs.protocols).
-SEARCH_PROTOCOL = RECIPE.number
 
 STAGE1 = tuple([Optimiser("sgd", lr) for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)]
                + [Optimiser("adam", lr) for lr in (1e-4, 3e-4, 1e-3, 3e-3)]
@@ -95,16 +93,16 @@ def search_config(setting: Optimiser, hard_weight: float | None, epochs: int, se
         return RunConfig("student_search", f"w{width}-{setting.label}-T{temperature:g}-"
                          f"hw{hard_weight:g}-e{epochs}-s{seed}", profile=profile, spec=spec,
                          member=member, teacher_seed=0, validation=True,
-                         train_size=budget(profile).train_size, protocol=SEARCH_PROTOCOL)
+                         train_size=budget(profile).train_size)
     if hard_weight is None:
         return RunConfig("student_search", f"{setting.label}-hard-e{epochs}-s{seed}",
                          profile=profile, spec=spec, member=Member(seed=seed), validation=True,
-                         train_size=budget(profile).train_size, protocol=SEARCH_PROTOCOL)
+                         train_size=budget(profile).train_size)
     member = Member(seed=seed, temperature=DISTILL_TEMPERATURE, soft_weight=1.0,
                     hard_weight=hard_weight)
     return RunConfig("student_search", f"{setting.label}-hw{hard_weight:g}-e{epochs}-s{seed}",
                      profile=profile, spec=spec, member=member, teacher_seed=0, validation=True,
-                     train_size=budget(profile).train_size, protocol=SEARCH_PROTOCOL)
+                     train_size=budget(profile).train_size)
 
 
 #: Stage 5's label-only settings (optimiser, epochs); stage 2's 30-epoch references (SGD at

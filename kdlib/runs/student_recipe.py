@@ -5,8 +5,9 @@ The paper gives no student optimiser, learning rate, epochs or hard-label weight
 chosen on the validation split (teacher and students trained on the first 50,000 training
 images, errors counted on the last 10,000) before any test-set run used them; ``python -m
 kdlib.runs.search table`` prints every run of the search. Every student distils from the
-paper-recipe teacher of its own seed (``kdlib.runs.recipes.PAPER_TEACHER``). The two recipes the
-book reported before this one, and why they were replaced, are in ``kdlib.runs.history``.
+paper-recipe teacher of its own seed (``kdlib.runs.recipes.PAPER_TEACHER``). The recipes the
+book reported before this one, and why they were replaced, are told on the book's history page
+from the committed tables that ``kdlib.runs.history`` reads.
 """
 from __future__ import annotations
 
@@ -18,18 +19,16 @@ LOW_HARD_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)
-class Protocol:
+class StudentRecipe:
     """The student recipe, with the values the search chose (see ``RECIPE``).
 
-    ``number``: 3, stored in every student's config (its artifacts sit under ``protocol-3/``,
-    beside the runs of the recipes it replaced); ``optimiser``: (family, learning rate) of the
+    ``optimiser``: (family, learning rate) of the
     distilled students (``kdlib.runs.recipes.Optimiser``); ``width_lrs``: ((width, learning rate),
     ...) for widths with a rate of their own; ``hard_weight`` and ``student_epochs``: the
     distilled students'; ``label_recipe``: ((family, learning rate), epochs) of the label-only
     2x800 student; ``test_hard_weights``: the test-set hard-weight sweep.
     """
 
-    number: int
     optimiser: tuple
     width_lrs: tuple
     hard_weight: float
@@ -48,11 +47,7 @@ class Protocol:
 # SGD at 0.1 for 120 epochs 148.5, bracketed (0.03: 164.5, 0.3: 165.0; Adam at 0.003 after
 # 120 epochs: 181.0). The test-set hard-weight sweep leaves out 30, which diverged with SGD at
 # 0.03 on the validation split (stage 2).
-RECIPE = Protocol(number=3, optimiser=("sgd", 0.03), width_lrs=((30, 0.003),), hard_weight=10.0,
-                  student_epochs=120, label_recipe=(("sgd", 0.1), 120),
-                  test_hard_weights=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0))
+RECIPE = StudentRecipe(optimiser=("sgd", 0.03), width_lrs=((30, 0.003),), hard_weight=10.0,
+                        student_epochs=120, label_recipe=(("sgd", 0.1), 120),
+                        test_hard_weights=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0))
 
-
-def protocol() -> Protocol:
-    """The book's student recipe (``RECIPE``)."""
-    return RECIPE
