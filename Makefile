@@ -82,7 +82,7 @@ bench-compare: venv
 
 ## make full-runs: every experiment of the full profile through the CLI (resumable); first the
 ## student-recipe search on the validation split that chose the recipe (kdlib/runs/search.py,
-## kdlib/runs/protocols.py; python -m kdlib.runs.search table prints it)
+## kdlib/runs/student_recipe.py; python -m kdlib search table prints it)
 ## RESULTS=DIR: the artifact folder of full-runs, search and reproduce (default results/; a
 ## fresh folder trains everything there and leaves the committed results/ untouched)
 RESULTS     ?= results
@@ -94,7 +94,7 @@ full-runs: venv search
 ## narrow students' learning rates, the label-only student's recipe)
 .PHONY: search
 search: venv
-	for stage in 1 2 3 4 5; do $(PY) -m kdlib.runs.search $$stage --profile $(PROFILE) --device $(DEVICE) \
+	for stage in 1 2 3 4 5; do $(PY) -m kdlib search $$stage --profile $(PROFILE) --device $(DEVICE) \
 	  --results-dir $(RESULTS) || exit 1; done
 
 ## make reproduce PROFILE=full DEVICE=cuda [SEEDS=0,1,2] [FORCE=1] [RESULTS=DIR]: rerun every

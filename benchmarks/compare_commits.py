@@ -107,17 +107,36 @@ def worker_matmul(args) -> dict:
     return {"matmul": rows}
 
 
+def use_kdlib_of(root: Path) -> None:
+    """Import kdlib from ``root`` only: first on ``sys.path``, and without the venv's editable
+    install of this checkout, whose finder would serve any kdlib module ``root`` lacks (an old
+    flat kdlib would get this checkout's ``kdlib.core``)."""
+    sys.path.insert(0, str(root))
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+
+
+def check_origin(root: Path) -> int:
+    """Every imported kdlib module comes from ``root``; how many there are."""
+    mods = {n: getattr(m, "__file__", None) for n, m in sys.modules.items() if n.split(".")[0] == "kdlib"}
+    wrong = {n: f for n, f in mods.items() if not (f and Path(f).resolve().is_relative_to(root))}
+    if wrong:
+        raise RuntimeError(f"kdlib modules not from {root}: {wrong}")
+    return len(mods)
+
+
 def worker_train(args) -> dict:
     """Every workload of ``args.workloads`` with one variant: {"runs": [one dict per workload]}."""
     code, precision, compile_ = VARIANTS[args.variant]
     root = Path(args.old_root if code == "old" else ROOT).resolve()
-    sys.path.insert(0, str(root))  # before the editable install of this checkout
+    use_kdlib_of(root)
     _set_threads(args.threads)
     import kdlib
-    from kdlib.core.data import load_mnist
-    from kdlib.core.train import resolve_device
-    if not Path(kdlib.__file__).resolve().is_relative_to(root):
-        raise RuntimeError(f"imported kdlib from {kdlib.__file__}, not from {root}")
+    try:  # the layered layout (kdlib/core, kdlib/runs) ...
+        from kdlib.core.data import load_mnist
+        from kdlib.core.train import resolve_device
+    except ImportError:  # ... or the flat one of older commits
+        from kdlib.data import load_mnist
+        from kdlib.train import resolve_device
     device = resolve_device(args.device)
     data = load_mnist(device=device, verify=False)  # timing only; the main process verified
     return {"runs": [_one_workload(workload, data, device, precision, compile_, args, kdlib)
@@ -127,14 +146,17 @@ def worker_train(args) -> dict:
 def _one_workload(workload, data, device, precision, compile_, args, kdlib) -> dict:
     import torch
     from dataclasses import replace
-    from kdlib.core.train import train
-    try:  # the layout since issue 13 ...
-        from kdlib.runs.recipes import DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT, TEACHER
+    try:  # the layered layout ...
         from kdlib.core.spec import Member
-    except ImportError:  # ... or the OLD commit's
-        from kdlib.runs.experiments import (DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT,
-                                       TEACHER)
-        from kdlib.core.train import Member
+        from kdlib.core.train import train
+        from kdlib.runs.recipes import DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT, TEACHER
+    except ImportError:  # ... or the flat one
+        from kdlib.train import Member, train
+        try:
+            from kdlib.recipes import DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT, TEACHER
+        except ImportError:
+            from kdlib.experiments import DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT, TEACHER
+    check_origin(Path(kdlib.__file__).resolve().parents[1])
     load_before = loadavg()
     n = args.examples
     x, y = data.train_images[:n], data.train_labels[:n]

@@ -2,16 +2,19 @@
 in a Neural Network, on MNIST, in three layers along the data flow (each imports only from
 its own layer or one below):
 
-* ``kdlib.core``: MNIST and transfer sets (data, transfer), the networks (models, spec), the
-  loss and its gradient (losses, derivations; Section 2, equations 1-4), one training step
-  (step), the loop and its checks (train, checks), error counts (evaluate), atomic files (io),
-  tables, and the building blocks of Sections 4-6 (subsets, ensembles, specialists)
-* ``kdlib.runs``: the student recipe (student_recipe), every experiment's run configs (recipes,
-  beyond, catalogue), the search that chose the recipe (search), running and storing runs
-  (experiments, beyond_run, provenance), the earlier recipes' runs (history), envcheck
-* ``kdlib.analysis``: loading runs (results), statistics and verdicts (stats, verdicts), the
-  claims (claims, bias_shift, choices, beyond_claims), figures (plots), long-run status
-  (progress) and the README's and entry page's tables (report)
+* ``kdlib.core``: MNIST and transfer sets (data, transfer), a run's hyper-parameters and
+  their checks (spec), the networks and their dropout (models, dropout; Section 3), the loss
+  and its gradient (losses, derivations; Section 2, equations 1-4), one training step (step),
+  the loop and its checks (train, checks), error counts (evaluate), atomic files (io), tables,
+  and the building blocks of Sections 4-6 (subsets, ensembles, specialists)
+* ``kdlib.runs``: the student recipe (student_recipe), every experiment's run configs
+  (recipes: Section 3; studies: Sections 4-6; catalogue: all by name), the search that chose
+  the recipe (search), one run's artifact (experiments), whole experiments (runner),
+  provenance, the earlier recipes' runs (history), envcheck
+* ``kdlib.analysis``: loading runs and pairing them by seed (results), statistics and verdicts
+  (stats, verdicts), the claims (claims, bias_shift, study_claims), the search read
+  back (search_results), figures (plots), long-run status (progress) and the README's and
+  entry page's tables (report)
 """
 
 __version__ = "0.1.0"

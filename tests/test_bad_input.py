@@ -24,6 +24,7 @@ import torch
 
 from kdlib import distillation_loss, softmax_with_temperature
 from kdlib.runs import experiments as ex
+from kdlib.runs import runner
 from kdlib.runs import catalogue
 from kdlib.runs import recipes as rc
 from kdlib.core.data import FILES, MNIST, DataError, load_mnist, verify_folder
@@ -195,7 +196,7 @@ def test_unknown_experiment_and_profile():
     with pytest.raises(ValueError, match="unknown experiment 'bogus'; choose one of student"):
         catalogue.configs_for("bogus", "smoke")
     with pytest.raises(ValueError, match="unknown experiment 'bogus'"):
-        ex.run_experiment("bogus", "smoke")
+        runner.run_experiment("bogus", "smoke")
     with pytest.raises(ValueError, match="unknown profile 'huge'; choose one of smoke, full"):
         catalogue.configs_for("paper_teacher", "huge")
 
@@ -290,7 +291,7 @@ def test_unavailable_or_unknown_device(tmp_path):
     with pytest.raises(ValueError, match="unsupported device 'meta'"):
         resolve_device("meta")
     with pytest.raises(ValueError, match=f"device '{device}'"):
-        ex.run_experiment("student", "smoke", [0], device=device, results_dir=tmp_path)
+        runner.run_experiment("student", "smoke", [0], device=device, results_dir=tmp_path)
     assert not (tmp_path / "smoke").exists()
 
 
@@ -399,7 +400,7 @@ def _half(path: Path) -> None:
     (_half, 1, ".npz", "corrupt or half-written npz"),
     (Path.unlink, 1, ".npz", "corrupt or half-written npz"),
     (_half, 0, ".pt", "corrupt or half-written torch file"),
-    (lambda p: p.write_text("[1, 2]"), 1, ".json", "made with another config or code version"),
+    (lambda p: p.write_text("[1, 2]"), 1, ".json", "not an artifact"),
 ], ids=["half-json", "cut-json", "half-npz", "missing-npz", "half-pt", "json-not-a-dict"])
 def test_damaged_artifact_is_named_and_retrained(results_copy, damage, which, suffix, fragment):
     results, paths, original = results_copy

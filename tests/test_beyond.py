@@ -1,10 +1,10 @@
-"""Configs of issue 15's studies (kdlib.runs.beyond): what each run is, and that a changed teacher
+"""Configs of the studies of chapters 7-9 (kdlib.runs.studies): what each run is, and that a changed teacher
 makes its students' artifacts stale."""
 from dataclasses import replace
 
 import pytest
 
-from kdlib.runs import beyond as bd
+from kdlib.runs import studies as bd
 from kdlib.runs.student_recipe import RECIPE
 from kdlib.runs.catalogue import EXPERIMENTS, configs_for
 

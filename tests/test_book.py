@@ -187,16 +187,16 @@ def test_no_function_is_defined_in_a_notebook(path):
 
 
 def test_readme_says_where_the_paper_teacher_runs_stand_from_their_checkpoints():
-    """The README's sentence on the paper teacher is generated from the committed runs."""
-    from kdlib.analysis.report import TEACHER_END, TEACHER_START, paper_teacher_status
+    """The README's table of the paper teacher's runs is generated from the committed runs."""
+    from kdlib.analysis.report import TEACHER_END, TEACHER_START, paper_teacher_table
     readme = (ROOT / "README.md").read_text()
     block = readme.split(TEACHER_START, 1)[1].split(TEACHER_END, 1)[0].strip()
-    assert block == paper_teacher_status(ROOT / "results", "full"), \
+    assert block == paper_teacher_table(ROOT / "results", "full"), \
         "run: .venv/bin/python -m kdlib report --readme"
 
 
 def test_readme_and_entry_page_hold_the_results_notebooks_beyond_section_3_rows():
-    """The rows of Sections 4-6 (kdlib.analysis.beyond_claims) in the README and book/intro.md are the
+    """The rows of Sections 4-6 (kdlib.analysis.study_claims) in the README and book/intro.md are the
     ones the results notebook shows."""
     from kdlib.analysis.report import README_END, README_START
     shown = _claims_output_of_results_notebook("claims.claims_markdown(beyond_rows")

@@ -242,15 +242,6 @@ def test_clipping_by_setting_averages_seeds_and_ranks_share_against_errors():
     assert rows[0]["rho"] == pytest.approx(0.8) and 0 < rows[0]["p"] < 1  # ranks 1,2,3,4 vs 2,1,3,4
 
 
-def test_protocol_choices_state_the_recipe():
-    from kdlib.analysis.choices import protocol_choices
-    rows = {what: (choice, why) for what, choice, why in protocol_choices()}
-    assert rows["Teacher"][0].startswith("1000 epochs")
-    assert rows["Student budget"][0] == f"{RECIPE.student_epochs} epochs for every student"
-    assert rows["Gradient clipping"][0] == "none"
-    assert f"hard weight {RECIPE.hard_weight:g}," in rows["Distillation loss"][0]
-
-
 def test_mean_logit_sd_is_the_seed_mean_of_each_runs_logit_sd(tmp_path):
     from kdlib.analysis.results import mean_logit_sd
 

@@ -40,3 +40,18 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [res.stderr.strip()]
     assert "unknown experiment 'nonsense'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_search_table_lists_every_setting_without_training(tmp_path):
+    """``python -m kdlib search table`` on an empty results folder: every setting of every
+    stage, none run, nothing trained; a stage that does not exist is one clear error."""
+    from kdlib.runs import search
+    res = _kdlib("search", "table", "--results-dir", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in res.stdout.splitlines() if line.startswith("| ") and "not run" in line]
+    shown = {(r[0], r[1], r[2], r[4]) for r in (tuple(c.strip() for c in line.strip("|").split("|"))
+                                                for line in rows)}
+    assert len(shown) >= len(search.STAGE1) and not list(tmp_path.iterdir())
+    bad = _kdlib("search", "9", "--results-dir", str(tmp_path))
+    assert bad.returncode == 2 and "invalid choice: '9'" in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0

@@ -18,7 +18,7 @@ def test_every_student_distils_from_the_paper_teacher_of_its_own_seed():
     sweep = configs_for("temperature", "full", [0, 1, 2])
     assert len(sweep) == 3 * len(TEMPERATURES) * 3
     assert {(c.member.seed, c.teacher_seed) for c in sweep} == {(0, 0), (1, 1), (2, 2)}
-    assert {c.spec.max_grad_norm for c in sweep} == {None} 
+    assert {c.spec.max_grad_norm for c in sweep} == {None}
     teacher = teacher_config_of(sweep[0])
     assert teacher.experiment == "paper_teacher" and teacher.spec == PAPER_TEACHER
     assert str(artifact_path(sweep[0], "R")).startswith("R/full/protocol-3/temperature/")

@@ -61,3 +61,33 @@ def test_kdlib_has_no_import_cycle():
         if module not in done:
             visit(module, [module])
     assert not cycles, f"import cycles: {sorted({' -> '.join(c) for c in cycles})[:5]}"
+
+
+def floors() -> dict[str, int]:
+    """Each module's floor: 1 for a module importing no other kdlib module, else one more than
+    the highest floor it imports (the import graph has no cycle: the test above)."""
+    graph = {m: imports_of(p) - {m} for m, p in modules().items()}
+    found: dict[str, int] = {}
+
+    def floor(m):
+        if m not in found:
+            found[m] = 1 + max((floor(d) for d in graph[m]), default=0)
+        return found[m]
+    for m in graph:
+        floor(m)
+    return found
+
+
+def test_kdlib_has_at_most_eight_import_floors():
+    """A newcomer reads kdlib bottom-up in at most eight steps (data and loss at the bottom,
+    the README's and book's tables at the top)."""
+    found = floors()
+    assert max(found.values()) <= 8, sorted(found.items(), key=lambda kv: -kv[1])[:5]
+    assert found["core.losses"] == 1 and found["analysis.report"] == max(found.values())
+
+
+def test_the_layout_sees_relative_imports_of_every_form(tmp_path):
+    """``from .x import y``, ``from . import x`` and ``from ..pkg import x`` all count."""
+    path = KDLIB / "runs" / "runner.py"
+    found = imports_of(path)
+    assert {"runs.studies", "runs.experiments", "core.train", "runs.catalogue"} <= found

@@ -306,7 +306,7 @@ def better(wrong_a, wrong_b):
 def test_ensemble_distillation(executed, mnist):
     """Issue 15, Section 4: two smoke teachers, their ensemble and the students; the glued
     numbers and the verdict are recomputed from the artifacts the chapter read."""
-    from kdlib.runs.beyond import ensemble_members
+    from kdlib.runs.studies import ensemble_members
     from kdlib.runs.experiments import load_artifact
     _, g, results = result(executed, "08_ensemble_distillation")
     labels = mnist.test_labels.numpy()
@@ -350,7 +350,7 @@ def test_specialists(executed, mnist):
     """Issue 15, Section 5: generalist, specialists of k = 2 and 3, their combination; the
     groups, the dustbin corrections, the combination's errors and the verdict are recomputed
     from the artifacts the chapter read."""
-    from kdlib.runs.beyond import combined_probabilities, specialists_of
+    from kdlib.analysis.study_claims import combined_probabilities, specialists_of
     _, g, results = result(executed, "09_specialists")
     assert g["ks"] == "2, 3" and "fig-covariance" in g
     labels = mnist.test_labels.numpy()

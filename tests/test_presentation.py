@@ -74,15 +74,6 @@ def test_direction_text_says_better_worse_or_neither():
     assert direction_text({"errors_a": 10, "errors_b": 30, "p_value": 0.2}) == "not significantly different"
 
 
-def test_verdict_sentence_agrees_in_number():
-    from kdlib.analysis.report import verdict_sentence
-    rows = [{"replicated": v} for v in ("no (ours higher)", "yes", "not run", "no")]
-    assert verdict_sentence(rows) == ("Of the 4 claims, 3 could be tested and 1 replicates by the "
-                                      "rule of the results chapter (claim 2); 1 has no runs yet.")
-    rows = [{"replicated": "yes"}, {"replicated": "yes"}]
-    assert verdict_sentence(rows).endswith("2 replicate by the rule of the results chapter (claims 1, 2).")
-
-
 def test_parity_rows_read_the_parity_runs_in_the_order_given(tmp_path):
     import json
 

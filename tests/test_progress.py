@@ -68,30 +68,33 @@ def test_projection_waits_for_enough_epochs_then_continues_the_mean():
     assert got["errors"][-1] == pytest.approx(power_law(100, 60.0, 800.0, 0.6), rel=1e-3)
 
 
-def test_status_sentence_reports_the_last_epoch_of_each_run():
+def test_status_rows_and_summary_report_the_last_epoch_of_each_run():
     def run(seed, epoch, errors, validation=False, epochs=1000):
         return {"seed": seed, "validation": validation, "epoch": epoch, "epochs": epochs,
                 "test_errors": errors, "finished": epoch == epochs}
     runs = {"a": run(1, 290, [140, 135]), "b": run(0, 300, [90, 137]),
-            "v": run(0, 600, [80, 87], validation=True)}
-    assert progress.status_sentence(runs) == (
-        "Seeds 0 and 1 at epochs 300 and 290 of 1000 (137 and 135 test errors after the last "
-        "epoch); the validation-split run (seed 0) at epoch 600 of 1000 (87 validation errors "
-        "after the last epoch).")
+            "v": run(0, 600, [80, 87], validation=True), "new": run(2, 0, [])}
+    assert progress.status_rows(runs) == [
+        ["a", "test", "290 of 1000", 135, "in progress"],
+        ["b", "test", "300 of 1000", 137, "in progress"],
+        ["v", "validation", "600 of 1000", 87, "in progress"],
+        ["new", "test", "0 of 1000", "-", "in progress"]]
+    assert len(progress.STATUS_HEADER) == len(progress.status_rows(runs)[0])
+    summary = progress.test_split_summary(runs, paper=67)
+    assert summary == {"runs": 3, "finished": 0, "errors": [137, 135], "mean": None, "sd": None,
+                       "verdict": None}
     done = {"a": run(0, 4, [70, 71], epochs=4), "b": run(1, 4, [60, 69], epochs=4),
-            "c": run(2, 4, [75, 73], epochs=4)}
-    assert progress.status_sentence(done) == (
-        "Seeds 0, 1 and 2: finished, 4 epochs, 71, 69 and 73 test errors; mean 71.0 ± 2.0.")
-    assert progress.status_sentence({}) == "No run has started yet."
+            "c": run(2, 4, [75, 73], epochs=4), "v": run(0, 2, [80], validation=True, epochs=4)}
+    summary = progress.test_split_summary(done, paper=67)
+    assert summary["errors"] == [71, 69, 73] and summary["finished"] == summary["runs"] == 3
+    assert summary["mean"] == pytest.approx(71.0) and summary["sd"] == pytest.approx(2.0)
+    # the count rule: the paper's 67 within our mean +- 2 sd (67 to 75)
+    assert summary["verdict"]["verdict"] == "yes" and summary["verdict"]["low"] == pytest.approx(67)
+    assert progress.test_split_summary(done, paper=60)["verdict"]["verdict"] == "no (ours higher)"
+    assert progress.test_split_summary(done)["verdict"] is None
+    # only once every test-split run finished, and only with a band (three seeds)
     mixed = {**done, "a": run(0, 3, [70, 72], epochs=4)}
-    assert progress.status_sentence(mixed) == (
-        "Seeds 1 and 2: finished, 4 epochs, 69 and 73 test errors, mean 71.0 ± 2.8; seed 0 at "
-        "epoch 3 of 4 (72 test errors after the last epoch).".replace(" errors, mean", " errors; mean"))
-    # the count rule only once every test-split run finished (the band needs three seeds)
-    assert progress.status_sentence(mixed, paper=67) == progress.status_sentence(mixed)
-    assert progress.status_sentence(done, paper=67).endswith(
-        "The paper's 67 against our mean ± 2 sd (67 to 75), the count rule of the results "
-        "chapter: yes.")
-    assert progress.status_sentence(done, paper=60).endswith("chapter: no (ours higher).")
+    assert progress.test_split_summary(mixed, paper=67)["verdict"] is None
     two = {"a": done["a"], "b": done["b"]}
-    assert progress.status_sentence(two, paper=67) == progress.status_sentence(two)
+    assert progress.test_split_summary(two, paper=67)["verdict"] is None
+    assert progress.test_split_summary({}, paper=67)["runs"] == 0

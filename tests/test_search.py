@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import kdlib.runs.experiments as kexp
-from kdlib.runs import search
+from kdlib.analysis import search_results
+from kdlib.runs import runner, search
 from kdlib.core.checks import TrainingDiverged
 from kdlib.runs.recipes import Optimiser, student_recipe
 from kdlib.core.spec import Member
@@ -59,7 +60,7 @@ def test_a_member_that_diverges_is_recorded_and_the_rest_of_its_stack_trains_aga
     monkeypatch.setattr(kexp, "load_mnist", lambda *a, **k: kexp.MNIST(*[torch.zeros(1)] * 4))
     monkeypatch.setattr(kexp.MNIST, "to", lambda self, device: self)
     monkeypatch.setattr(kexp, "teacher_config_of", lambda c: cfgs[0])  # "already trained"
-    done, failed = search.run_search(cfgs, results_dir=tmp_path, log=lambda *a: None)
+    done, failed = runner.run_search(cfgs, results_dir=tmp_path, log=lambda *a: None)
     assert calls == [[c.name for c in cfgs], [cfgs[0].name]]
     assert (done["status"], done["errors"]) == ("done", 123)
     assert failed["status"] == "diverged" and failed["errors"] is None
@@ -92,7 +93,7 @@ def test_best_rows_pick_the_fewest_mean_errors_and_say_whether_the_grid_brackets
     # a hard-labels-only reference (hard weight None) is never a candidate
     rows += [{"stage": 1, "family": "adam", "lr": 1e-3, "mean": 100, "status": "done",
               "hard_weight": None}]
-    best = search.best_rows(rows, 1)
+    best = search_results.best_rows(rows, 1)
     assert [(r["family"], r["lr"], r["bracketed"]) for r in best] == \
         [("sgd", 0.01, True), ("adam", 1e-3, False)]
 
@@ -103,12 +104,12 @@ def test_the_label_recipe_waits_for_its_stage_then_picks_the_fewest_mean_errors(
                 "status": status, "hard_weight": None}
     rows = [row("sgd", 0.01, 120, 150), row("sgd", 0.1, 120, 140), row("sgd", 0.3, 120, None, "diverged"),
             row("adam", 3e-3, 120, 145), row("sgd", 0.1, 30, None, "running")]
-    assert search.label_recipe(rows) is None  # a setting still running: no choice yet
+    assert search_results.label_recipe(rows) is None  # a setting still running: no choice yet
     rows[-1] = row("sgd", 0.1, 30, 160)
-    best = search.label_recipe(rows)
+    best = search_results.label_recipe(rows)
     assert (best["family"], best["lr"], best["epochs"], best["bracketed"]) == ("sgd", 0.1, 120, True)
     rows.append(row("adam", 3e-3, 30, 130))  # one rate only: not bracketed
-    best = search.label_recipe(rows)
+    best = search_results.label_recipe(rows)
     assert (best["family"], best["epochs"], best["bracketed"]) == ("adam", 30, False)
     names = [c.name for c in search.stage_configs(5)]
     assert names[:2] == ["sgd-lr0.01-hard-e30-s0", "sgd-lr0.01-hard-e30-s1"]

@@ -163,7 +163,7 @@ def test_the_combination_is_a_minimum_of_eq_5():
 
 def test_specialist_claim_rows():
     """Row 1: every specialist against the generalist; row 2: each step of coverage significant."""
-    from kdlib.analysis.beyond_claims import specialist_rows
+    from kdlib.analysis.study_claims import specialist_rows
     n = 400
     generalist = [np.arange(n) >= 100] * 2                     # 100 errors per seed
     better = [np.arange(n) >= 40] * 2                          # fixes 60 per seed

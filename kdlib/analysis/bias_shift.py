@@ -14,8 +14,7 @@ import torch
 
 from ..core.data import _check_classes
 from ..core.evaluate import _as_tensor, per_class_errors
-from ..runs.experiments import RunResult
-from .results import seed_of
+from ..runs.experiments import RunResult, seed_of
 
 #: Bias shifts searched: raise the 3 (omit3), lower the 7 and 8 (only78).
 OMIT3_SHIFTS = np.round(np.arange(0.0, 10.0001, 0.1), 1)

@@ -16,8 +16,11 @@ from ..runs.student_recipe import RECIPE
 from ..runs.recipes import DEFAULT_SEEDS
 from . import verdicts
 from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
-from .results import (
+from .results import (  # noqa: F401 (better_than: the chapters call claims.better_than)
+    better_than,
     correct,
+    correct_by_seed,
+    paired_by_seed,
     load_available,
     load_existing,
     markdown_table,
@@ -247,22 +250,6 @@ def claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
     return [{**r, "number": i + 1} for i, r in enumerate(rows)]  # kept when rows are filtered
 
 
-def _correct_by_seed(runs: list[RunResult], labels) -> dict[int, np.ndarray]:
-    return {seed_of(r): correct(r, labels) for r in runs}
-
-
-def _paired(a: dict[int, np.ndarray], b: dict[int, np.ndarray]):
-    seeds = sorted(set(a) & set(b))
-    return [a[s] for s in seeds], [b[s] for s in seeds]
-
-
-def better_than(runs_a: list[RunResult], runs_b: list[RunResult], test_labels) -> dict:
-    """The results table's rule "better" (``verdicts.better_verdict``): A against B, McNemar's
-    exact test on the test digits of every seed both have, pooled."""
-    return verdicts.better_verdict(*_paired(_correct_by_seed(runs_a, test_labels),
-                                            _correct_by_seed(runs_b, test_labels)))
-
-
 def _gap_row(teacher, student, distilled, test_labels) -> dict:
     """The paper's comparison: the distilled student against the hard-label student (and how
     much of the gap to the teacher it closes, reported, not thresholded)."""
@@ -340,8 +327,8 @@ def hard_weight_claim(sweep: list[RunResult], validation: list[RunResult] = (),
     for r in sweep:
         by_w.setdefault(float(r.config["member"]["hard_weight"]), {})[seed_of(r)] = \
             correct(r, test_labels)
-    test = verdicts.better_verdict(*_paired(by_w[weight], by_w[1.0]))
-    seeds = len(_paired(by_w[weight], by_w[1.0])[0])
+    test = verdicts.better_verdict(*paired_by_seed(by_w[weight], by_w[1.0]))
+    seeds = len(paired_by_seed(by_w[weight], by_w[1.0])[0])
     ours = (f"best lower weight {weight:g}: {format_mean_sd(grid[weight], count=False)} errors vs "
             f"{format_mean_sd(grid[1.0], count=False)} at 1 ({seeds} seed{'s' * (seeds != 1)}), "
             f"{p_text(test['p_value'], True)}")

@@ -97,49 +97,30 @@ def run_progress(configs, results_dir) -> dict[str, dict]:
     return out
 
 
-def listing(items) -> str:
-    """Items as prose: "1", "1 and 2", "1, 2 and 3"."""
-    items = [str(i) for i in items]
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+#: The columns of ``status_rows``.
+STATUS_HEADER = ["Run", "Split", "Epochs trained", "Errors after the last epoch", "State"]
 
 
-def status_sentence(runs: dict[str, dict], paper: float | None = None) -> str:
-    """How far long runs have got (``run_progress``), as one sentence for the README: the
-    test-split seeds, then the validation-split runs, each with the epoch it reached and its
-    errors after that epoch (never its best epoch); finished and unfinished runs apart. With
-    ``paper`` (the paper's count) and every test-split run finished, the count rule of the
-    results chapter (``verdicts.count_verdict``) follows, when it has a band (>= 3 seeds)."""
-    if not runs:
-        return "No run has started yet."
-    parts = []
-    for validation, errors_of in ((False, "test errors"), (True, "validation errors")):
-        group = sorted((p for p in runs.values() if p["validation"] == validation),
-                       key=lambda p: p["seed"])
-        for finished in (True, False):
-            part = [p for p in group if p["finished"] == finished]
-            if part:
-                parts.append(_status_part(part, validation, finished, errors_of))
-    text = "; ".join(parts)
-    text = text[0].upper() + text[1:] + "."
-    tests = [p for p in runs.values() if not p["validation"]]
-    if paper is not None and tests and all(p["finished"] for p in tests):
-        from .verdicts import count_verdict
-        verdict = count_verdict([p["test_errors"][-1] for p in tests], paper)
-        if verdict["low"] is not None:
-            text += (f" The paper's {paper:g} against our mean ± 2 sd ({verdict['low']:g} to "
-                     f"{verdict['high']:g}), the count rule of the results chapter: "
-                     f"{verdict['verdict']}.")
-    return text
+def status_rows(runs: dict[str, dict]) -> list[list]:
+    """One row per run of ``run_progress`` (columns ``STATUS_HEADER``): its errors after the
+    last epoch it trained, never its best epoch."""
+    return [[name, "validation" if p["validation"] else "test", f"{p['epoch']} of {p['epochs']}",
+             p["test_errors"][-1] if p["test_errors"] else "-",
+             "finished" if p["finished"] else "in progress"] for name, p in runs.items()]
 
 
-def _status_part(group: list[dict], validation: bool, finished: bool, errors_of: str) -> str:
-    seeds = listing(p["seed"] for p in group)
-    plural = "s" if len(group) > 1 else ""
-    who = (f"the validation-split run{plural} (seed{plural} {seeds})" if validation
-           else f"seed{plural} {seeds}")
-    last = [p["test_errors"][-1] if p["test_errors"] else "-" for p in group]
-    if finished:
-        mean = f"; mean {np.mean(last):.1f} ± {np.std(last, ddof=1):.1f}" if len(last) > 1 else ""
-        return f"{who}: finished, {group[0]['epochs']} epochs, {listing(last)} {errors_of}{mean}"
-    return (f"{who} at epoch{plural} {listing(p['epoch'] for p in group)} of "
-            f"{group[0]['epochs']} ({listing(last)} {errors_of} after the last epoch)")
+def test_split_summary(runs: dict[str, dict], paper: float | None = None) -> dict:
+    """The test-split runs of ``run_progress`` in numbers: ``{"runs", "finished"`` (how many
+    trained every epoch), ``"errors"`` (after each one's last epoch), ``"mean", "sd"`` (once
+    every run finished; sd from two runs on), ``"verdict"}``: the count rule of the results
+    chapter (``verdicts.count_verdict``) against ``paper`` once every run finished, if it has a
+    band (three runs or more), else None."""
+    from .verdicts import count_verdict
+    tests = sorted((p for p in runs.values() if not p["validation"]), key=lambda p: p["seed"])
+    errors = [p["test_errors"][-1] for p in tests if p["test_errors"]]
+    done = bool(tests) and all(p["finished"] for p in tests)
+    verdict = count_verdict(errors, paper) if done and paper is not None else None
+    return {"runs": len(tests), "finished": sum(p["finished"] for p in tests), "errors": errors,
+            "mean": float(np.mean(errors)) if done else None,
+            "sd": float(np.std(errors, ddof=1)) if done and len(errors) > 1 else None,
+            "verdict": verdict if verdict is not None and verdict["low"] is not None else None}

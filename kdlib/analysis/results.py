@@ -25,8 +25,17 @@ from ..core.models import parameter_count
 from ..core.tables import html_table, markdown_table  # noqa: F401 (the chapters call results.markdown_table)
 from ..runs.student_recipe import RECIPE
 from ..runs.catalogue import EXPERIMENTS, configs_for
-from ..runs.experiments import FailedRun, RunResult, artifact_path, load_artifact, load_failure, run_configs
+from ..runs.experiments import (
+    FailedRun,
+    RunResult,
+    artifact_path,
+    load_artifact,
+    load_failure,
+    run_configs,
+    seed_of,
+)
 from ..runs.recipes import DEFAULT_SEEDS, PAPER_TEACHER
+from . import verdicts
 from .verdicts import ALPHA
 
 log = logging.getLogger("kdlib")
@@ -116,10 +125,6 @@ def load_existing(configs, results_dir) -> list[RunResult]:
             except ArtifactError as e:
                 log.info("%s", e)
     return out
-
-
-def seed_of(run: RunResult) -> int:
-    return int(run.config["member"]["seed"])
 
 
 def short_commit(commit) -> str:
@@ -415,3 +420,22 @@ def parity_rows(paths) -> tuple[list[str], list[list[str]], list[float]]:
             p_values.append(p)
     return (["Run", "bfloat16 errors (per seed)", "float32 errors", "difference of means",
              "pooled p"], rows, p_values)
+
+
+# ----------------------------------------------------------------------------- pairing by seed
+def correct_by_seed(runs: list[RunResult], labels) -> dict[int, np.ndarray]:
+    """{seed: which test digits the run of that seed gets right}."""
+    return {seed_of(r): correct(r, labels) for r in runs}
+
+
+def paired_by_seed(a: dict[int, np.ndarray], b: dict[int, np.ndarray]):
+    """The arrays of the seeds both ``a`` and ``b`` have, in seed order: (list of a's, list of b's)."""
+    seeds = sorted(set(a) & set(b))
+    return [a[s] for s in seeds], [b[s] for s in seeds]
+
+
+def better_than(runs_a: list[RunResult], runs_b: list[RunResult], test_labels) -> dict:
+    """The results table's rule "better" (``verdicts.better_verdict``): A against B, McNemar's
+    exact test on the test digits of every seed both have, pooled."""
+    return verdicts.better_verdict(*paired_by_seed(correct_by_seed(runs_a, test_labels),
+                                            correct_by_seed(runs_b, test_labels)))

@@ -18,29 +18,10 @@ import torch
 from torch import nn
 
 from .data import NUM_CLASSES
-from .step import member_masks
+from .dropout import member_masks
+from .spec import check_dropout, check_max_norm, check_widths
 
 INPUT_SIZE = 784
-
-
-def check_widths(widths) -> tuple[int, ...]:
-    widths = tuple(widths) if not isinstance(widths, int) else (widths,)
-    if not widths or any(not isinstance(w, int) or isinstance(w, bool) or w <= 0 for w in widths):
-        raise ValueError(f"hidden widths must be a non-empty list of positive integers, "
-                         f"got {widths!r}")
-    return widths
-
-
-def check_max_norm(max_norm) -> float | None:
-    if max_norm is not None and not max_norm > 0:
-        raise ValueError(f"max_norm must be positive or None, got {max_norm}")
-    return max_norm
-
-
-def check_dropout(p: float, name: str) -> float:
-    if not 0.0 <= float(p) < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {p}")
-    return float(p)
 
 
 class MLP(nn.Module):
@@ -143,7 +124,7 @@ class MLP(nn.Module):
 
 def _dropout(h: torch.Tensor, p: float, generators, k: int) -> torch.Tensor:
     """Inverted dropout with one mask per member, each drawn from that member's generator by
-    the training step's own draw (``kdlib.core.step.member_masks``): one dropout path in kdlib."""
+    the training step's own draw (``kdlib.core.dropout.member_masks``): one dropout path in kdlib."""
     if h.dim() == 2:
         h = h.unsqueeze(0) if k == 1 else h.expand(k, *h.shape)
     return h * member_masks(h.shape[1:], p, generators, h.device, h.dtype)

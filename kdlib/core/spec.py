@@ -17,10 +17,31 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from .losses import check_weights
-from .models import check_dropout, check_max_norm, check_widths
-from .step import OPTIMIZERS, PRECISIONS
 
 SCHEDULES = ("cosine", "hinton2012")
+#: The arithmetic of the GEMMs (``kdlib.core.step.compute_dtype``) and the optimisers of the step.
+PRECISIONS = ("float32", "bfloat16")
+OPTIMIZERS = ("sgd", "adam")
+
+
+def check_widths(widths) -> tuple[int, ...]:
+    widths = tuple(widths) if not isinstance(widths, int) else (widths,)
+    if not widths or any(not isinstance(w, int) or isinstance(w, bool) or w <= 0 for w in widths):
+        raise ValueError(f"hidden widths must be a non-empty list of positive integers, "
+                         f"got {widths!r}")
+    return widths
+
+
+def check_max_norm(max_norm) -> float | None:
+    if max_norm is not None and not max_norm > 0:
+        raise ValueError(f"max_norm must be positive or None, got {max_norm}")
+    return max_norm
+
+
+def check_dropout(p: float, name: str) -> float:
+    if not 0.0 <= float(p) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {p}")
+    return float(p)
 
 
 @dataclass(frozen=True)

@@ -20,21 +20,18 @@ loss and softmax (autocast's split, done explicitly). Written out rather than le
 autograd because on a small CPU the step spent most of its time outside its GEMMs
 (benchmarks/README.md).
 
-Dropout masks are drawn as random bytes (8 per 64-bit draw of the member's generator) instead
-of one float per unit: a drop probability p becomes round(256 p) / 256 (0.2 -> 0.1992) and
-p = 0.5 uses single bits, exactly.
+The dropout masks are ``kdlib.core.dropout``'s (random bytes from each member's generator).
 """
 from __future__ import annotations
 
-import math
 import warnings
 from functools import lru_cache
 
 import torch
 
+from .dropout import member_masks
 from .losses import distillation_loss_and_grad
-
-PRECISIONS = ("float32", "bfloat16")
+from .spec import OPTIMIZERS, PRECISIONS
 
 
 # ----------------------------------------------------------------------------- precision
@@ -71,38 +68,7 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16
 
 
-# ----------------------------------------------------------------------------- dropout
-def _random_bytes(n: int, generator: torch.Generator) -> torch.Tensor:
-    words = torch.empty((n + 7) // 8, dtype=torch.int64, device=generator.device)
-    words.random_(-2 ** 63, 2 ** 63 - 1, generator=generator)
-    return words.view(torch.uint8)[:n]
-
-
-def keep_probability(p: float) -> float:
-    """The keep probability a drop probability ``p`` is realised with (see module docstring)."""
-    return 0.5 if p == 0.5 else 1.0 - round(256 * p) / 256
-
-
-def dropout_mask(shape, p: float, generator: torch.Generator) -> torch.Tensor:
-    """Boolean keep-mask of ``shape`` with drop probability ``p``, from ``generator``'s bits."""
-    n = math.prod(shape)
-    if p == 0.5:
-        bits = _random_bytes((n + 7) // 8, generator)
-        shifts = torch.arange(8, dtype=torch.uint8, device=bits.device)
-        keep = (bits[:, None] >> shifts) & 1
-        return keep.reshape(-1)[:n].reshape(shape).bool()
-    return (_random_bytes(n, generator) >= round(256 * p)).reshape(shape)
-
-
-def member_masks(shape, p: float, generators, device, dtype) -> torch.Tensor:
-    """(K, *shape) dropout multipliers {0, 1/keep}: one mask per member, each from its generator."""
-    scale = 1.0 / keep_probability(p)
-    masks = torch.stack([dropout_mask(shape, p, g).to(device) for g in generators])
-    return masks.to(dtype).mul_(scale)
-
-
 # ----------------------------------------------------------------------------- the update
-OPTIMIZERS = ("sgd", "adam")
 #: Adam's constants (Kingma & Ba 2015; torch.optim.Adam's defaults).
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 

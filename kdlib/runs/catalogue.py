@@ -1,12 +1,12 @@
 """Every experiment by name: Section 3's (``kdlib.runs.recipes``) and the studies of chapters 7-9
-(``kdlib.runs.beyond``), and the one way to build an experiment's run configs."""
+(``kdlib.runs.studies``), and the one way to build an experiment's run configs."""
 from __future__ import annotations
 
 from typing import Callable
 
 import numpy as np
 
-from .beyond import CONFIGS as STUDIES
+from .studies import CONFIGS as STUDIES
 from .recipes import DEFAULT_SEEDS, SECTION_3, RunConfig, budget
 
 EXPERIMENTS: dict[str, Callable] = {**SECTION_3, **STUDIES}

@@ -12,12 +12,11 @@ stacked model (``kdlib.core.train``), finished members are never retrained.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import ARTIFACT_VERSION
 from ..core.checks import TrainingDiverged, TrainingFailed
 from ..core.data import MNIST, load_mnist, transfer_mask
 from ..core.evaluate import confusion_matrix, count_errors, per_class_errors
@@ -35,9 +34,8 @@ from ..core.io import (
 from ..core.models import MLP
 from ..core.spec import fingerprint
 from ..core.train import predict_logits, resolve_device, train
-from .catalogue import configs_for
 from .provenance import check_clean_tree, provenance
-from .recipes import DEFAULT_SEEDS, RunConfig, teacher_config_of
+from .recipes import RunConfig, config_hash, teacher_config_of
 
 
 @dataclass
@@ -64,6 +62,11 @@ class RunResult:
         """Logits on every training image (runs with a reduced transfer set only), else None."""
         npz = read_npz(self.path.with_suffix(".npz"))
         return npz["train_logits"].astype(np.float32) if "train_logits" in npz else None
+
+
+def seed_of(run: RunResult) -> int:
+    """The member seed of a finished run."""
+    return int(run.config["member"]["seed"])
 
 
 @dataclass
@@ -126,37 +129,37 @@ def artifact_path(cfg: RunConfig, results_dir) -> Path:
 
 
 def load_artifact(cfg: RunConfig, results_dir) -> RunResult:
-    """The artifact of ``cfg``; ArtifactError (naming the file) if missing, corrupt or stale."""
+    """The artifact of ``cfg`` (``read_run`` of its path, made by this very config), with its
+    logits (and a teacher's weights) readable; ArtifactError, naming the file, if it is
+    missing, corrupt, incomplete or stale."""
     path = artifact_path(cfg, results_dir)
-    if not path.exists():
-        raise ArtifactError(f"{path}: no artifact")
-    doc = read_json(path)
-    if not isinstance(doc, dict) or doc.get("config_hash") != cfg.hash:
-        raise ArtifactError(f"{path}: made with another config or code version "
-                            f"(hash {doc.get('config_hash') if isinstance(doc, dict) else '?'}, "
-                            f"expected {cfg.hash}); it will not be used")
-    for key in ("config", "metrics", "provenance"):
-        if key not in doc:
-            raise ArtifactError(f"{path}: incomplete artifact, no '{key}'")
+    run = read_run(path, expected_hash=cfg.hash)
     npz = read_npz(path.with_suffix(".npz"))
     if "test_logits" not in npz:
         raise ArtifactError(f"{path.with_suffix('.npz')}: no test_logits")
     if cfg.store_weights:
         read_torch(path.with_suffix(".pt"))
-    return RunResult(doc["config"], doc["metrics"], doc["provenance"], path, loaded=True)
+    return run
 
 
-def read_run(path) -> RunResult:
-    """The artifact at ``path`` without a config to build (a run of an earlier recipe, listed in
-    ``kdlib.runs.history``); ArtifactError if it is missing, corrupt, or its config does not hash to
-    the ``config_hash`` it was saved with."""
+def read_run(path, expected_hash: str | None = None) -> RunResult:
+    """The one reader of a run's JSON (config, metrics, provenance): ArtifactError if it is
+    missing, corrupt or incomplete, if its stored ``config_hash`` is not ``expected_hash`` (a run
+    made with another config or code version), or if its config does not hash to it. Without
+    ``expected_hash``: a run no current config builds (an earlier recipe's, ``kdlib.runs.history``)."""
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"{path}: no artifact")
     doc = read_json(path)
-    if not isinstance(doc, dict) or not all(k in doc for k in ("config", "metrics", "provenance")):
-        raise ArtifactError(f"{path}: incomplete artifact")
-    if fingerprint({"config": doc["config"], "artifact_version": ARTIFACT_VERSION}) != doc.get("config_hash"):
+    if not isinstance(doc, dict):
+        raise ArtifactError(f"{path}: not an artifact (a JSON object)")
+    if expected_hash is not None and doc.get("config_hash") != expected_hash:
+        raise ArtifactError(f"{path}: made with another config or code version "
+                            f"(hash {doc.get('config_hash')}, expected {expected_hash}); it will not be used")
+    for key in ("config", "config_hash", "metrics", "provenance"):
+        if key not in doc:
+            raise ArtifactError(f"{path}: incomplete artifact, no '{key}'")
+    if config_hash(doc["config"]) != doc["config_hash"]:
         raise ArtifactError(f"{path}: its config does not match its config_hash; it will not be used")
     return RunResult(doc["config"], doc["metrics"], doc["provenance"], path, loaded=True)
 
@@ -386,18 +389,3 @@ def training_progress(cfg: RunConfig, results_dir) -> dict | None:
     return {"epoch": int(state["epoch"]), "epochs": cfg.spec.epochs,
             "train_loss": [float(v[0]) for v in history["train_loss"]],
             "test_errors": [int(v[0]) for v in history["test_errors"]]}
-
-
-def run_experiment(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *,
-                   validation: bool = False, max_grad_norm: float | None = None, **kwargs):
-    """Load or train every run of a named experiment; see ``run_configs`` for options.
-
-    ``max_grad_norm`` clips the gradient of every student that learns from a teacher (README
-    "Your own data": a teacher with large logits); such runs are other configs than the
-    recipe's, with artifacts of their own.
-    """
-    configs = configs_for(experiment, profile, seeds, validation)
-    if max_grad_norm is not None:
-        configs = [replace(c, spec=replace(c.spec, max_grad_norm=max_grad_norm))
-                   if c.teacher_seed is not None else c for c in configs]
-    return run_configs(configs, **kwargs)

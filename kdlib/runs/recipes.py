@@ -148,12 +148,17 @@ class RunConfig:
 
     @property
     def hash(self) -> str:
-        return fingerprint({"config": self.to_dict(), "artifact_version": ARTIFACT_VERSION})
+        return config_hash(self.to_dict())
 
     def group_key(self):
         """Runs that can be trained together as one stacked model."""
         return (self.spec, self.transfer, self.teacher_seed, self.train_size, self.validation,
                 self.profile)
+
+
+def config_hash(config: dict) -> str:
+    """The name of a run's config (``RunConfig.to_dict``) under this ``ARTIFACT_VERSION``."""
+    return fingerprint({"config": config, "artifact_version": ARTIFACT_VERSION})
 
 
 def budget(profile: str) -> Budget:
@@ -306,33 +311,3 @@ def teacher_config_of(cfg: RunConfig) -> RunConfig:
     """The teacher run a distilled run ``cfg`` distils from: the paper-recipe teacher of its
     ``teacher_seed``."""
     return paper_teacher_configs(cfg.profile, [cfg.teacher_seed], cfg.validation)[0]
-
-
-def paper_teacher_recipe() -> list[tuple[str, str, str, str]]:
-    """(item, Hinton et al. 2012 MNIST, ours, why any difference) for the paper's teacher."""
-    t = PAPER_TEACHER
-    probe = ", ".join(f"{lr:g}: {errs[-1]}" for lr, errs in sorted(PAPER_TEACHER_LR_PROBE.items()))
-    return [
-        ("Network", "784-1200-1200-10 ReLU (the distillation paper)",
-         "-".join(map(str, (784, *t.widths, 10))), "same"),
-        ("Dropout", "20% of the inputs, 50% of the hidden units",
-         f"{t.input_dropout:g} / {t.hidden_dropout:g} (0.2 realised as 51/256)",
-         "masks from random bytes, 8 per random draw (speed)"),
-        ("Input jitter", "up to 2 px in any direction (the distillation paper)",
-         f"up to {t.jitter} px", "same"),
-        ("Max-norm", "squared length of each hidden unit's incoming weights <= 15",
-         f"L2 norm <= {t.max_norm:.3f}, hidden units only", "same"),
-        ("Initial weights", "N(0, 0.01^2)", f"N(0, {t.init_std:g}^2), zero biases", "same"),
-        ("Batch", "100", str(t.batch_size), "same"),
-        ("Learning rate", "10, times 0.998 after each epoch",
-         f"{t.lr:g}, times {t.lr_decay:g} after each epoch",
-         f"10 killed every unit in epoch 1; chosen on the validation split (errors after 4 "
-         f"epochs on 10,000 images by rate: {probe})"),
-        ("Momentum", "0.5 rising linearly to 0.99 over 500 epochs; update (1 - p) lr grad",
-         f"{t.momentum:g} to {t.momentum_final:g} over {t.momentum_epochs} epochs, same form",
-         "same"),
-        ("Epochs", "about 3000 (not stated in the distillation paper)", str(t.epochs),
-         "compute; public reproductions reach 58-64 errors at 1000"),
-        ("Arithmetic", "float32 (GPU)", f"{t.precision} matrix products, float32 weights",
-         "speed on CPUs with AVX-512 BF16 (benchmarks/README.md)"),
-    ]

@@ -3,8 +3,8 @@
 
 The paper gives no student optimiser, learning rate, epochs or hard-label weight. These were
 chosen on the validation split (teacher and students trained on the first 50,000 training
-images, errors counted on the last 10,000) before any test-set run used them; ``python -m
-kdlib.runs.search table`` prints every run of the search. Every student distils from the
+images, errors counted on the last 10,000) before any test-set run used them; ``python -m kdlib
+search table`` prints every run of the search. Every student distils from the
 paper-recipe teacher of its own seed (``kdlib.runs.recipes.PAPER_TEACHER``). The recipes the
 book reported before this one, and why they were replaced, are told on the book's history page
 from the committed tables that ``kdlib.runs.history`` reads.

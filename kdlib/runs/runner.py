@@ -1,14 +1,18 @@
-"""Load or train the runs of the studies of ``kdlib.runs.beyond`` (``python -m kdlib <study>``).
+"""Load or train whole experiments: Section 3's (``run_experiment``), the studies of chapters 7-9
+(``run_study``; ``kdlib.runs.studies``) and the recipe search (``run_search``;
+``kdlib.runs.search``); ``python -m kdlib`` calls them.
 
-Like ``experiments.run_configs``: a run whose artifact matches its config is loaded, the others
-are trained (teachers and generalists they need first, through ``run_configs``) under a lock,
-and full-profile runs refuse a dirty ``kdlib/`` unless ``allow_dirty``. Students of one
+A study is run like ``experiments.run_configs``: a run whose artifact matches its config is
+loaded, the others are trained (teachers and generalists they need first, through
+``run_configs``) under a lock, and full-profile runs refuse a dirty ``kdlib/`` unless
+``allow_dirty``. Students of one
 transfer set and one teacher train as one stack (``kdlib.core.train``); specialists, whose output
 layer has its own size, train through the same loop from their generalist's weights
 (``train(initial=...)``), with its checks and checkpoints.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -18,15 +22,16 @@ from ..core.data import MNIST, load_mnist
 from ..core.ensembles import ensemble_teacher_logits
 from ..core.io import ArtifactError, exclusive_lock
 from ..core.specialists import (
+    confusable_groups,
     dustbin_correction,
     dustbin_labels,
     enriched_indices,
     specialist_from_generalist,
 )
 from ..core.subsets import stratified_subset
-from ..core.train import resolve_device, train
+from ..core.train import predict_logits, resolve_device, train
 from ..core.transfer import TransferSet
-from . import beyond as bd
+from . import studies
 from . import experiments as ex
 from .catalogue import configs_for
 from .provenance import check_clean_tree
@@ -51,9 +56,9 @@ def run_study(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, de
               results_dir="results", force: bool = False, progress: bool = True,
               data: MNIST | None = None, data_root=None, verify_data: bool = True, log=print,
               allow_dirty: bool = False, validation: bool = False) -> list[ex.RunResult]:
-    """Every run of a study (``kdlib.runs.beyond.CONFIGS``), loaded or trained, in config order."""
-    if experiment not in bd.CONFIGS:
-        raise ValueError(f"unknown study {experiment!r}; choose one of {', '.join(bd.CONFIGS)}")
+    """Every run of a study (``kdlib.runs.studies.CONFIGS``), loaded or trained, in config order."""
+    if experiment not in studies.CONFIGS:
+        raise ValueError(f"unknown study {experiment!r}; choose one of {', '.join(studies.CONFIGS)}")
     if validation:
         raise ValueError(f"{experiment}: the studies run on the test split only")
     configs = configs_for(experiment, profile, seeds)
@@ -69,9 +74,42 @@ def run_study(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *, de
     return [done[c] for c in configs]
 
 
+def run_experiment(experiment: str, profile: str = "full", seeds=DEFAULT_SEEDS, *,
+                   validation: bool = False, max_grad_norm: float | None = None, **kwargs):
+    """Load or train every run of a named experiment; see ``run_configs`` for options.
+
+    ``max_grad_norm`` clips the gradient of every student that learns from a teacher (README
+    "Your own data": a teacher with large logits); such runs are other configs than the
+    recipe's, with artifacts of their own.
+    """
+    configs = configs_for(experiment, profile, seeds, validation)
+    if max_grad_norm is not None:
+        configs = [replace(c, spec=replace(c.spec, max_grad_norm=max_grad_norm))
+                   if c.teacher_seed is not None else c for c in configs]
+    return ex.run_configs(configs, **kwargs)
+
+
+def run_search(configs, *, results_dir="results", log=print, **kwargs) -> list[dict]:
+    """Load or train the configs (those of one student and teacher stacked); a run that
+    diverges or collapses is recorded as such (``kdlib.runs.experiments.FailedRun``).
+
+    Returns one record per config: ``{"name", "status": "done"|"diverged"|"collapsed",
+    "errors": final validation errors or None, "curve": errors after each epoch}``.
+    """
+    return [r.record if isinstance(r, ex.FailedRun) else
+            {"name": r.config["name"], "status": "done", "errors": r.test_errors,
+             "curve": r.metrics["test_errors_curve"]}
+            for r in ex.run_configs(list(configs), results_dir=results_dir, log=log, **kwargs)]
+
+
+def seed_groups(generalist_train_logits, ks, seed: int) -> dict[int, list[tuple]]:
+    """{k: the k confusable groups} of one generalist (K-means seeded with the run's seed)."""
+    return {k: confusable_groups(generalist_train_logits, k, studies.GROUP_TEMPERATURE, seed) for k in ks}
+
+
 def _teachers(configs, **opts) -> dict[str, torch.nn.Module]:
     """{ref: model} of the teachers (or generalists) named in ``sources``, trained if missing."""
-    wanted = {bd.ref(t): t for c in configs for t in _all_teachers(c)}
+    wanted = {studies.ref(t): t for c in configs for t in _all_teachers(c)}
     wanted = {k: v for k, v in wanted.items() if k in {s for c in configs for s in c.sources}}
     runs = ex.run_configs(list(wanted.values()), device=opts["device"], results_dir=opts["results_dir"],
                           progress=opts["progress"], data=opts["data"], log=opts["log"],
@@ -82,9 +120,9 @@ def _teachers(configs, **opts) -> dict[str, torch.nn.Module]:
 
 def _all_teachers(cfg) -> list[RunConfig]:
     if cfg.experiment == "specialists":
-        return bd.generalist_configs(cfg.profile, [cfg.member.seed])
-    seeds = {s for b in bd.STUDY_BUDGETS.values() for s in b.ensemble_seeds} | {cfg.member.seed}
-    return bd.study_teacher_configs(cfg.profile, sorted(seeds))
+        return studies.generalist_configs(cfg.profile, [cfg.member.seed])
+    seeds = {s for b in studies.STUDY_BUDGETS.values() for s in b.ensemble_seeds} | {cfg.member.seed}
+    return studies.study_teacher_configs(cfg.profile, sorted(seeds))
 
 
 def _locked(group, results_dir, log, train_fn):
@@ -104,12 +142,12 @@ def _train_stack(group, images, labels, teacher_logits, data, curve, **opts):
     ckpt = ex.checkpoint_path(group, results_dir)
     opts["log"](f"kdlib: training {first.experiment} [{', '.join(c.name for c in group)}] on "
                 f"{len(images)} examples, {first.spec.epochs} epochs, device {device}")
-    every = bd.curve_every(first)
+    every = studies.curve_every(first)
     result = train(images, labels, first.spec, [c.member for c in group], teacher_logits=teacher_logits,
                    eval_images=te_x[curve], eval_labels=te_y[curve], checkpoint_path=ckpt,
                    progress=opts["progress"], desc=f"{first.experiment} ({len(group)})",
                    eval_every=every)
-    logits = bd.stacked_logits(result.model, te_x)
+    logits = predict_logits(result.model, te_x)
     out = []
     for k, cfg in enumerate(group):
         history = {key: [e[k] for e in result.history[key]] for key in ("train_loss", "test_errors")}
@@ -127,15 +165,15 @@ def _train_stack(group, images, labels, teacher_logits, data, curve, **opts):
 def _train_soft_targets(pending, data, **opts):
     teachers = _teachers(pending, data=data, **opts)
     tr_x, tr_y, _, te_y = ex._splits(data, pending[0])
-    curve = stratified_subset(te_y.cpu(), bd.CURVE_TEST_SHARE, 0).to(te_y.device)
+    curve = stratified_subset(te_y.cpu(), studies.CURVE_TEST_SHARE, 0).to(te_y.device)
     groups: dict = {}
     for cfg in pending:
         groups.setdefault((cfg.transfer, cfg.member.seed), []).append(cfg)
     done = {}
     for (transfer, seed), group in groups.items():
-        idx = stratified_subset(tr_y.cpu(), bd.subset_fraction(transfer), seed).to(tr_y.device)
+        idx = stratified_subset(tr_y.cpu(), studies.subset_fraction(transfer), seed).to(tr_y.device)
         sources = [c.sources[0] for c in group if c.sources]
-        teacher_logits = bd.stacked_logits(teachers[sources[0]], tr_x[idx])[0] if sources else None
+        teacher_logits = predict_logits(teachers[sources[0]], tr_x[idx])[0] if sources else None
         done.update(_locked(group, opts["results_dir"], opts["log"], partial(
             _train_stack, images=tr_x[idx], labels=tr_y[idx], teacher_logits=teacher_logits,
             data=data, curve=curve, **opts)))
@@ -151,8 +189,8 @@ def _train_ensemble(pending, data, **opts):
         groups.setdefault(cfg.sources, []).append(cfg)
     done = {}
     for sources, group in groups.items():
-        member_logits = torch.cat([bd.stacked_logits(teachers[s], tr_x) for s in sources])
-        t_logits = ensemble_teacher_logits(member_logits, bd.DISTILL_TEMPERATURE) \
+        member_logits = torch.cat([predict_logits(teachers[s], tr_x) for s in sources])
+        t_logits = ensemble_teacher_logits(member_logits, studies.DISTILL_TEMPERATURE) \
             if len(sources) > 1 else member_logits[0]
         done.update(_locked(group, opts["results_dir"], opts["log"], partial(
             _train_stack, images=tr_x, labels=tr_y, teacher_logits=t_logits, data=data,
@@ -162,7 +200,7 @@ def _train_ensemble(pending, data, **opts):
 
 # ----------------------------------------------------------------------------- specialists
 def _train_specialists(pending, data, **opts):
-    specs = [c for c in pending if isinstance(c, bd.StudyConfig)]
+    specs = [c for c in pending if isinstance(c, studies.StudyConfig)]
     rest = [c for c in pending if c not in specs]  # generalists: an ordinary run
     done = dict(zip(rest, ex.run_configs(rest, data=data, **opts))) if rest else {}
     generalists = _teachers(specs, data=data, **opts)
@@ -178,7 +216,7 @@ def _one_specialist(rest, generalist, tr_x, tr_y, te_x, te_y, **opts):
     [cfg] = rest
     t = TransferSet.parse(cfg.transfer)
     k, j = t.clusters, t.group
-    groups = bd.seed_groups(bd.stacked_logits(generalist, tr_x)[0], [k], cfg.member.seed)[k]
+    groups = seed_groups(predict_logits(generalist, tr_x)[0], [k], cfg.member.seed)[k]
     if j >= len(groups):
         raise RuntimeError(f"{cfg.name}: K-means gave {len(groups)} non-empty groups for k = {k}")
     classes = groups[j]
@@ -194,7 +232,7 @@ def _one_specialist(rest, generalist, tr_x, tr_y, te_x, te_y, **opts):
     correction = dustbin_correction(float(special.float().mean()), float(special[idx].float().mean()))
     extra = {"classes": list(classes), "dustbin_correction": correction, "groups_k": k,
              "transfer_set_size": int(len(idx)), "sources": list(cfg.sources)}
-    res = ex._save_artifact(cfg, opts["results_dir"], bd.stacked_logits(model, te_x)[0],
+    res = ex._save_artifact(cfg, opts["results_dir"], predict_logits(model, te_x)[0],
                             dustbin_labels(te_y, classes), history, wall, opts["device"], None, extra)
     opts["log"](f"kdlib: {cfg.name} {classes}: {res.test_errors} errors of its {len(classes) + 1}-way "
                 f"task -> {Path(res.path)}")

@@ -1,4 +1,4 @@
-"""The claims of Sections 4-6 tried on MNIST (issue 15): rows for the results table.
+"""The claims of Sections 4-6 tried on MNIST: rows for the results table.
 
 The paper measured these on speech (Sections 4 and 6, frame accuracy) and on JFT (Section 5,
 top-1 accuracy), so no MNIST count can match its numbers: every row is a comparison, decided
@@ -13,11 +13,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..core.specialists import combine_specialists
+from ..runs import studies
 from ..runs.experiments import RunResult
 from ..runs.recipes import DEFAULT_SEEDS
 from . import verdicts
-from .claims import better_than
-from .results import correct, load_available, p_text, resolve_results_dir, seed_of
+from .results import better_than, correct, load_available, p_text, resolve_results_dir, seed_of
 from .stats import format_mean_sd
 
 #: Numbers of Sections 4-6 (percent accuracies): Table 1 (Section 4, speech, frame accuracy),
@@ -49,7 +50,7 @@ def _missing(claim: str, paper: str) -> dict:
 
 
 def _better_row(claim, paper, a: list[RunResult], b: list[RunResult], labels, extra="") -> dict:
-    """A significantly better than B (``claims.better_than``: the runs paired by seed)."""
+    """A significantly better than B (``results.better_than``: the runs paired by seed)."""
     shared = {seed_of(r) for r in a} & {seed_of(r) for r in b}
     if not shared:
         return _missing(claim, paper)
@@ -155,9 +156,8 @@ def specialist_rows(generalist_correct: list[np.ndarray],
 def beyond_claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_SEEDS,
                         test_labels=None) -> list[dict]:
     """Every row above from the studies' artifacts (never trains); rows whose runs are
-    missing say so. The ensemble is of ``beyond.ensemble_members`` (mean probability, T = 1)."""
+    missing say so. The ensemble is of ``studies.ensemble_members`` (mean probability, T = 1)."""
     from ..core.ensembles import ensemble_probabilities
-    from ..runs import beyond
     from ..runs.experiments import ArtifactError, load_artifact
     if test_labels is None:
         from ..core.data import load_mnist
@@ -165,7 +165,7 @@ def beyond_claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_S
     results_dir = resolve_results_dir(results_dir)
     rows = soft_target_rows(load_available("soft_targets", profile, seeds, results_dir), test_labels)
     try:
-        members = [load_artifact(c, results_dir) for c in beyond.ensemble_members(profile)]
+        members = [load_artifact(c, results_dir) for c in studies.ensemble_members(profile)]
     except (ArtifactError, ValueError):
         members = []
     probs = (ensemble_probabilities(torch.stack([torch.as_tensor(t.logits()) for t in members]))
@@ -176,9 +176,45 @@ def beyond_claims_table(results_dir=None, profile: str = "full", seeds=DEFAULT_S
     rows += ensemble_rows(members, probs, from_ensemble, hard, test_labels)
     specialists = load_available("specialists", profile, seeds, results_dir)
     names = {r.config["name"] for r in specialists}
-    ks = beyond.cluster_ks(profile)
+    ks = studies.cluster_ks(profile)
     complete = [s for s in seeds if f"generalist-s{s}" in names
-                and len(beyond.specialists_of(specialists, s, ks)) == sum(ks)]
-    generalist, combined = (beyond.specialist_combinations(specialists, complete, ks, test_labels)
+                and len(specialists_of(specialists, s, ks)) == sum(ks)]
+    generalist, combined = (specialist_combinations(specialists, complete, ks, test_labels)
                             if complete else ([], {}))
     return rows + specialist_rows(generalist, combined)
+
+
+# ----------------------------------------------------------------------------- specialists (Section 5)
+def specialist_logits(run: RunResult) -> torch.Tensor:
+    """A specialist's test logits with the dustbin correction added (Section 5.2)."""
+    z = torch.as_tensor(run.logits(), dtype=torch.float64).clone()
+    z[:, -1] += run.metrics["dustbin_correction"]
+    return z
+
+
+def combined_probabilities(generalist: RunResult, specialists: list[RunResult],
+                           top_n: int = studies.TOP_N) -> torch.Tensor:
+    """Section 5.4's q (N, C) from a generalist's and its specialists' stored test logits."""
+    groups = [tuple(r.metrics["classes"]) for r in specialists]
+    return combine_specialists(torch.as_tensor(generalist.logits()),
+                               [specialist_logits(r) for r in specialists], groups, top_n)
+
+
+def specialists_of(runs: list[RunResult], seed: int, ks) -> list[RunResult]:
+    """The specialists of one seed whose k is in ``ks`` (name spec-k<k>g<j>-s<seed>)."""
+    return [r for r in runs if r.config["name"].startswith("spec-")
+            and r.config["member"]["seed"] == seed
+            and int(r.config["transfer"].split(":k")[1].split("g")[0]) in ks]
+
+
+def specialist_combinations(runs: list[RunResult], seeds, ks, labels) -> tuple[list, dict]:
+    """Per seed, which test digits the generalist gets right, and for i = 1..len(ks) which the
+    combination with the specialists of the first i values of k gets right (each digit then
+    covered by i specialists): (generalist [array per seed], {i: [array per seed]})."""
+    labels = np.asarray(labels)
+    by_name = {r.config["name"]: r for r in runs}
+    generalists = [by_name[f"generalist-s{s}"] for s in seeds]
+    combined = {i: [combined_probabilities(g, specialists_of(runs, s, ks[:i])).numpy().argmax(-1) == labels
+                    for g, s in zip(generalists, seeds)]
+                for i in range(1, len(ks) + 1)}
+    return [g.logits().argmax(-1) == labels for g in generalists], combined

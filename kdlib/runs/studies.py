@@ -1,4 +1,4 @@
-"""The studies beyond Section 3 (issue 15): their configs, and load-or-train runs.
+"""The studies beyond Section 3 (chapters 7-9): their run configs (``kdlib.runs.runner`` runs them).
 
 * ``soft_targets`` (Section 6, soft targets as a regulariser): 2x800 students on a stratified
   fraction of the training images, hard labels against the teacher's soft targets, both with
@@ -8,7 +8,8 @@
   are the ``student`` experiment's.
 * ``specialists`` (Section 5): a 2x800 generalist on hard labels, and specialists
   initialised from it on enriched transfer sets with a dustbin class (``kdlib.core.specialists``);
-  their combination is computed when the results are read (``combined_probabilities``).
+  their combination is computed when the results are read
+  (``kdlib.analysis.study_claims.combined_probabilities``).
 
 Every run is a ``StudyConfig``: a ``RunConfig`` that also names, with their config hashes,
 the runs it is made from (teachers, generalist), so its artifact goes stale when they change.
@@ -17,16 +18,8 @@ The teacher of all three is the paper-recipe teacher of each seed, as in Section
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-if TYPE_CHECKING:  # kdlib.runs.experiments imports kdlib.runs.recipes, which registers these studies
-    from .experiments import RunResult
 from ..core.spec import Member, TrainSpec
-from ..core.specialists import combine_specialists, confusable_groups
-from ..core.train import predict_logits
 from ..core.transfer import TransferSet
 from .recipes import (
     DISTILL_TEMPERATURE,
@@ -190,50 +183,3 @@ def specialist_configs(profile, seeds, validation=False) -> list[RunConfig]:
 
 CONFIGS = {"soft_targets": soft_target_configs, "ensemble": ensemble_configs,
            "specialists": specialist_configs}
-
-
-# ----------------------------------------------------------------------------- reading results
-def stacked_logits(model, images) -> torch.Tensor:
-    """Logits (K, N, C) of a model of K members, whatever shape ``predict_logits`` gives."""
-    out = predict_logits(model, images)
-    return out.reshape(-1, len(images), out.shape[-1])
-
-
-def seed_groups(generalist_train_logits, ks, seed: int) -> dict[int, list[tuple]]:
-    """{k: the k confusable groups} of one generalist (K-means seeded with the run's seed)."""
-    return {k: confusable_groups(generalist_train_logits, k, GROUP_TEMPERATURE, seed) for k in ks}
-
-
-def specialist_logits(run: RunResult) -> torch.Tensor:
-    """A specialist's test logits with the dustbin correction added (Section 5.2)."""
-    z = torch.as_tensor(run.logits(), dtype=torch.float64).clone()
-    z[:, -1] += run.metrics["dustbin_correction"]
-    return z
-
-
-def combined_probabilities(generalist: RunResult, specialists: list[RunResult],
-                           top_n: int = TOP_N) -> torch.Tensor:
-    """Section 5.4's q (N, C) from a generalist's and its specialists' stored test logits."""
-    groups = [tuple(r.metrics["classes"]) for r in specialists]
-    return combine_specialists(torch.as_tensor(generalist.logits()),
-                               [specialist_logits(r) for r in specialists], groups, top_n)
-
-
-def specialists_of(runs: list[RunResult], seed: int, ks) -> list[RunResult]:
-    """The specialists of one seed whose k is in ``ks`` (name spec-k<k>g<j>-s<seed>)."""
-    return [r for r in runs if r.config["name"].startswith("spec-")
-            and r.config["member"]["seed"] == seed
-            and int(r.config["transfer"].split(":k")[1].split("g")[0]) in ks]
-
-
-def specialist_combinations(runs: list[RunResult], seeds, ks, labels) -> tuple[list, dict]:
-    """Per seed, which test digits the generalist gets right, and for i = 1..len(ks) which the
-    combination with the specialists of the first i values of k gets right (each digit then
-    covered by i specialists): (generalist [array per seed], {i: [array per seed]})."""
-    labels = np.asarray(labels)
-    by_name = {r.config["name"]: r for r in runs}
-    generalists = [by_name[f"generalist-s{s}"] for s in seeds]
-    combined = {i: [combined_probabilities(g, specialists_of(runs, s, ks[:i])).numpy().argmax(-1) == labels
-                    for g, s in zip(generalists, seeds)]
-                for i in range(1, len(ks) + 1)}
-    return [g.logits().argmax(-1) == labels for g in generalists], combined
