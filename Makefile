@@ -80,6 +80,14 @@ OLD ?= 653f1ed
 bench-compare: venv
 	$(PY) benchmarks/compare_commits.py --old $(OLD) --device $(DEVICE)
 
+## make bit-identity [BASE=a220927]: train five small workloads with commit BASE's kdlib and with
+## this checkout's, compare weights and test logits byte for byte (benchmarks/bit_identity.py; ~1 min)
+BASE ?= a220927
+.PHONY: bit-identity
+bit-identity: venv
+	$(PY) benchmarks/bit_identity.py --old $(BASE) --examples 10000 \
+	  --out benchmarks/out/bit-identity-$(BASE).json
+
 ## make full-runs: every experiment of the full profile through the CLI (resumable); first the
 ## student-recipe search on the validation split that chose the recipe (kdlib/runs/search.py,
 ## kdlib/runs/student_recipe.py; python -m kdlib search table prints it)
