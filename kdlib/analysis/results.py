@@ -8,7 +8,9 @@ missing), and every table says which profile, seeds, code and machine produced i
 Loading, by level: an experiment's runs with ``load_or_run`` (trains what is missing),
 ``load_available`` (never trains) and ``load_failures`` (runs that diverged or collapsed); a
 list of configs with ``load_existing``; one config's artifact with
-``kdlib.runs.experiments.load_artifact``; a run of an earlier recipe with ``kdlib.runs.history.load``.
+``kdlib.runs.experiments.load_artifact``; a run of an earlier recipe with ``kdlib.runs.history.load``
+(both through ``kdlib.runs.experiments.read_run``). Runs of two experiments are compared seed by
+seed (``correct_by_seed``, ``paired_by_seed``, ``better_than``).
 """
 from __future__ import annotations
 

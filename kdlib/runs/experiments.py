@@ -1,10 +1,12 @@
-"""Load-or-train artifacts of the runs of Section 3 (configs: ``kdlib.runs.recipes``).
+"""One run's artifact: train it, store it, load it (configs: ``kdlib.runs.recipes``,
+``kdlib.runs.studies``, ``kdlib.runs.search``; whole experiments: ``kdlib.runs.runner``).
 
-A run's artifact is ``<results>/<profile>/<experiment>/<name>.json`` (config, metrics,
-provenance) with ``.npz`` test logits and, for teachers, ``.pt`` weights; all written
-atomically. A run whose config hash (which includes ``ARTIFACT_VERSION``) matches an
-existing artifact is loaded instead of retrained unless ``force``; a corrupt or mismatching
-artifact is reported by name and retrained, never used.
+A run's artifact is ``artifact_path``: a JSON (config, metrics, provenance) with ``.npz`` test
+logits and, for teachers, ``.pt`` weights; all written atomically, the JSON last. ``read_run``
+is the one reader of the JSON; ``load_artifact`` is it, checked against a config built now.
+A run whose config hash (which includes ``ARTIFACT_VERSION``) matches an existing artifact
+is loaded instead of retrained unless ``force``; a corrupt or mismatching artifact is reported
+by name and retrained, never used.
 
 Runs of one architecture and transfer set that are pending together are trained as one
 stacked model (``kdlib.core.train``), finished members are never retrained.
