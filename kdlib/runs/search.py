@@ -28,6 +28,10 @@ Every student learns from the validation teacher (the paper recipe, 1000 epochs 
 mean validation errors over the seeds; a grid whose best value is at its edge is widened
 before choosing. A run that diverges or collapses is a result: it is recorded
 (``<name>.failed.json``), never retried or hidden.
+
+This module defines the runs; ``python -m kdlib search STAGE`` trains a stage
+(``kdlib.runs.runner.run_search``) and ``python -m kdlib search table`` reads every run back
+(``kdlib.analysis.search_results``).
 """
 from __future__ import annotations
 
