@@ -24,8 +24,7 @@ NEW code computes bit for bit what the OLD did, on this machine and torch; a dif
 ``teacher`` propagates to ``distilled`` and ``clipped``. Exit status 1 if any workload differs,
 2 if a side fails. Known: every commit before f2a27bc differs from every later one in all but
 ``teacher`` (the loss gradient written out instead of autograd: rounding), so compare a
-refactoring with f2a27bc or later. A make target would run
-``$(PY) benchmarks/bit_identity.py --old $(OLD) --out benchmarks/results/bit-identity-$(OLD).json``.
+refactoring with f2a27bc or later. ``make bit-identity [BASE=a220927]`` runs it against BASE.
 """
 from __future__ import annotations
 

@@ -139,8 +139,10 @@ def worker_train(args) -> dict:
         from kdlib.train import resolve_device
     device = resolve_device(args.device)
     data = load_mnist(device=device, verify=False)  # timing only; the main process verified
-    return {"runs": [_one_workload(workload, data, device, precision, compile_, args, kdlib)
-                     for workload in args.workloads.split(",")]}
+    runs = [_one_workload(workload, data, device, precision, compile_, args, kdlib)
+            for workload in args.workloads.split(",")]
+    check_origin(root)  # every kdlib module the workloads imported came from ``root``
+    return {"runs": runs}
 
 
 def _one_workload(workload, data, device, precision, compile_, args, kdlib) -> dict:
@@ -156,7 +158,6 @@ def _one_workload(workload, data, device, precision, compile_, args, kdlib) -> d
             from kdlib.recipes import DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT, TEACHER
         except ImportError:
             from kdlib.experiments import DISTILL_TEMPERATURE, HARD_WEIGHT, SOFT_WEIGHT, STUDENT, TEACHER
-    check_origin(Path(kdlib.__file__).resolve().parents[1])
     load_before = loadavg()
     n = args.examples
     x, y = data.train_images[:n], data.train_labels[:n]

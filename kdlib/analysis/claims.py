@@ -16,10 +16,9 @@ from ..runs.student_recipe import RECIPE
 from ..runs.recipes import DEFAULT_SEEDS
 from . import verdicts
 from .bias_shift import OMIT3_SHIFTS, ONLY78_SHIFTS, shift_study
-from .results import (  # noqa: F401 (better_than: the chapters call claims.better_than)
+from .results import (
     better_than,
     correct,
-    correct_by_seed,
     paired_by_seed,
     load_available,
     load_existing,
@@ -328,7 +327,7 @@ def hard_weight_claim(sweep: list[RunResult], validation: list[RunResult] = (),
         by_w.setdefault(float(r.config["member"]["hard_weight"]), {})[seed_of(r)] = \
             correct(r, test_labels)
     test = verdicts.better_verdict(*paired_by_seed(by_w[weight], by_w[1.0]))
-    seeds = len(paired_by_seed(by_w[weight], by_w[1.0])[0])
+    seeds = test["seeds"]
     ours = (f"best lower weight {weight:g}: {format_mean_sd(grid[weight], count=False)} errors vs "
             f"{format_mean_sd(grid[1.0], count=False)} at 1 ({seeds} seed{'s' * (seeds != 1)}), "
             f"{p_text(test['p_value'], True)}")

@@ -338,13 +338,12 @@ def recipe_table() -> tuple[list[str], list[list[str]]]:
     """(header, rows) of chapter 2's recipe table: the teacher, the hard-label student and the
     distilled student (``kdlib.runs.student_recipe``), read from the specs."""
     from ..runs.recipes import DISTILL_TEMPERATURE, SOFT_WEIGHT, distill_spec
-    p = RECIPE
     teacher = PAPER_TEACHER
     distilled = distill_spec()
     student = configs_for("student", "full", [0])[0].spec
     specs = {"Teacher": (teacher, "hard labels"), "Student": (student, "hard labels"),
              "Distilled student": (distilled, f"T = {DISTILL_TEMPERATURE:g}, soft weight "
-                                              f"{SOFT_WEIGHT:g}, hard weight {p.hard_weight:g}")}
+                                              f"{SOFT_WEIGHT:g}, hard weight {RECIPE.hard_weight:g}")}
 
     def momentum(s):
         rising = (f", rising to {s.momentum_final:g} over {s.momentum_epochs} epochs"
@@ -440,4 +439,4 @@ def better_than(runs_a: list[RunResult], runs_b: list[RunResult], test_labels) -
     """The results table's rule "better" (``verdicts.better_verdict``): A against B, McNemar's
     exact test on the test digits of every seed both have, pooled."""
     return verdicts.better_verdict(*paired_by_seed(correct_by_seed(runs_a, test_labels),
-                                            correct_by_seed(runs_b, test_labels)))
+                                                   correct_by_seed(runs_b, test_labels)))
